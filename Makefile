@@ -1,0 +1,47 @@
+# Slipway developer entry points. Everything runs from the repo's own .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+SCENARIO ?= happy
+PORT ?= 8000
+PYTEST_ARGS ?=
+# Chalice stage to package, and the config dir shipped with it as chalicelib/ecs/$(STAGE)/, where
+# the stage's SLIPWAY_CONFIG (.chalice/config.json) points. Not chalicelib/config/: that name is
+# taken by the chalicelib/config.py module.
+STAGE ?= prod
+CONFIG_DIR ?= ecs/production
+
+.PHONY: venv test demo local bench package clean
+
+venv: $(STAMP)
+
+# Create the venv on first use; reinstall whenever a requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m devstack demo --scenario $(SCENARIO)
+
+local: venv
+	$(PY) -m devstack serve --host 127.0.0.1 --port $(PORT) --config $(CONFIG_DIR)
+
+bench: venv
+	$(PY) -m bench
+
+# Chalice only packages app.py, chalicelib/ and vendor/: copy the stage's config in first.
+package: venv
+	rm -rf chalicelib/ecs/$(STAGE)
+	mkdir -p chalicelib/ecs
+	cp -R $(CONFIG_DIR) chalicelib/ecs/$(STAGE)
+	SLIPWAY_WORK_QUEUE=slipway-$(STAGE)-work $(VENV)/bin/chalice package --stage $(STAGE) build/package
+
+clean:
+	rm -rf build chalicelib/ecs test-artifacts .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,55 @@
+"""Slipway's Lambda functions and REST API: wiring only. Everything else lives in chalicelib/."""
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger
+from chalice import Chalice, IAMAuthorizer, Rate
+
+from chalicelib.entrypoints import bootstrap
+from chalicelib.entrypoints import routes
+from chalicelib.entrypoints.events import handle_event
+from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
+
+app = Chalice(app_name="slipway")
+logger = Logger(service="slipway")
+routes.register(app, IAMAuthorizer())
+
+
+@app.on_cw_event({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],
+                  "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}})
+def on_image_pushed(event):
+    return handle_event("ecr-push", intake.on_image_pushed, event)
+
+
+@app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
+                  "detail": {"lastStatus": ["STOPPED"], "startedBy": [{"prefix": "slipway/"}]}})
+def on_task_state_change(event):
+    return handle_event("task-stopped", pipeline.on_task_state_change, event)
+
+
+@app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]})
+def on_deployment_state_change(event):
+    return handle_event(
+        "rollout", lambda deps, raw: pipeline.on_deployment_state_change(
+            deps, raw, prune=prune.after_success), event)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def reconcile(event):
+    deps = bootstrap.deps()
+    deps.remaining_ms = _remaining(event)
+    return reconciler.reconcile(deps)
+
+
+# The queue's name is fixed when packaging: `make package STAGE=prod` sets slipway-prod-work.
+@app.on_sqs_message(queue=os.environ.get("SLIPWAY_WORK_QUEUE", "slipway-work"), batch_size=1)
+def work(event):
+    """The asynchronous worker: does the ECS step a deployment waits for (see adapters/queue.py)."""
+    for record in event:
+        handle_event("work", pipeline.work_message, record.body)
+
+
+def _remaining(event):
+    context = getattr(event, "context", None)
+    return getattr(context, "get_remaining_time_in_millis", lambda: 60_000)

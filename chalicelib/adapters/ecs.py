@@ -1,0 +1,97 @@
+"""ECS and ECR, as Slipway needs them. No ClientError escapes: failures become AwsError."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.adapters.errors import AwsError
+
+_LAUNCH_KEYS = ("launchType", "capacityProviderStrategy", "platformVersion", "networkConfiguration")
+
+
+def _call(fn, **kwargs) -> dict:
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise AwsError(f"{fn.__name__}: {err.get('Message') or err.get('Code')}",
+                       code=err.get("Code")) from exc
+    except BotoCoreError as exc:
+        raise AwsError(f"{fn.__name__}: {exc}") from exc
+
+
+class Ecs:
+    def __init__(self, ecs_client: Any, ecr_client: Any):
+        self._ecs = ecs_client
+        self._ecr = ecr_client
+
+    # -- reading -------------------------------------------------------------------------------
+    def describe_service(self, cluster: str, service: str) -> dict:
+        got = _call(self._ecs.describe_services, cluster=cluster, services=[service])
+        found = [s for s in got.get("services", []) if s.get("status") != "INACTIVE"]
+        if not found:
+            raise AwsError(f"service {service} not found in cluster {cluster}", code="NotFound")
+        return found[0]
+
+    @staticmethod
+    def launch_settings(service: dict) -> dict:
+        """What RunTask needs to start a task the way the service starts its own."""
+        out = {k: service[k] for k in _LAUNCH_KEYS if service.get(k)}
+        if "capacityProviderStrategy" in out:
+            out.pop("launchType", None)
+        return out
+
+    def describe_task_definition(self, arn: str) -> dict:
+        return _call(self._ecs.describe_task_definition, taskDefinition=arn)["taskDefinition"]
+
+    def describe_task(self, cluster: str, task_arn: str) -> dict | None:
+        got = _call(self._ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
+        return (got.get("tasks") or [None])[0]
+
+    def image_tags(self, repository: str, digest: str) -> list[str]:
+        got = _call(self._ecr.describe_images, repositoryName=repository,
+                    imageIds=[{"imageDigest": digest}])
+        return sorted({t for d in got.get("imageDetails", []) for t in d.get("imageTags", [])})
+
+    def task_definition_pages(self, family: str) -> Iterator[list[str]]:
+        """ACTIVE revisions of ``family``, newest first, 100 a page (one call a page)."""
+        kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC",
+                                  "maxResults": 100}
+        while True:
+            page = _call(self._ecs.list_task_definitions, **kwargs)
+            yield [a for a in page.get("taskDefinitionArns", [])
+                   if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+            if not page.get("nextToken"):
+                return
+            kwargs["nextToken"] = page["nextToken"]
+
+    # -- acting --------------------------------------------------------------------------------
+    def register(self, body: dict) -> str:
+        return _call(self._ecs.register_task_definition, **body)["taskDefinition"]["taskDefinitionArn"]
+
+    def run_task(self, *, cluster: str, task_definition: str, container: str, command: list[str],
+                 launch: dict, started_by: str, client_token: str) -> str:
+        got = _call(self._ecs.run_task, cluster=cluster, taskDefinition=task_definition, count=1,
+                    startedBy=started_by, clientToken=client_token,
+                    overrides={"containerOverrides": [{"name": container, "command": command}]},
+                    **launch)
+        if got.get("failures") or not got.get("tasks"):
+            why = "; ".join(f"{f.get('arn', '')} {f.get('reason')} {f.get('detail', '')}".strip()
+                            for f in got.get("failures", [])) or "no task started"
+            raise AwsError(f"RunTask failed: {why}", code="RunTaskFailed")
+        return got["tasks"][0]["taskArn"]
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
+        _call(self._ecs.stop_task, cluster=cluster, task=task_arn, reason=reason[:255])
+
+    def update_service(self, cluster: str, service: str, task_definition: str) -> str | None:
+        """Point the service at ``task_definition``; return the new PRIMARY deployment's id."""
+        got = _call(self._ecs.update_service, cluster=cluster, service=service,
+                    taskDefinition=task_definition)["service"]
+        primary = [d for d in got.get("deployments", []) if d.get("status") == "PRIMARY"]
+        return primary[0].get("id") if primary else None
+
+    def deregister(self, arn: str) -> None:
+        _call(self._ecs.deregister_task_definition, taskDefinition=arn)

@@ -1,0 +1,129 @@
+"""Slack adapter: post, update and thread deployment messages through slack_sdk.
+
+Every failure (Slack's ``ok: false``, an HTTP error, a refused connection, a
+timeout) becomes one ``NotificationError``. Calls time out quickly and are not
+retried here: a Slack outage must never hang a Lambda, and the reconciler
+re-syncs messages later. The bot token is never logged nor put in an error.
+"""
+from __future__ import annotations
+
+from http.client import HTTPException
+from typing import Any, Sequence
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from chalicelib.adapters.errors import NotificationError
+
+DEFAULT_API_URL = "https://slack.com/api/"
+DEFAULT_TIMEOUT = 3
+
+# What can go wrong under slack_sdk's urllib transport: URLError, socket timeouts
+# and refused connections are OSErrors; a truncated answer is an HTTPException.
+_TRANSPORT_ERRORS = (SlackClientError, OSError, HTTPException)
+
+
+class SlackClient:
+    """The few Slack Web API calls Slipway makes, with errors translated."""
+
+    def __init__(self, token: str, base_url: str = DEFAULT_API_URL, timeout: float = DEFAULT_TIMEOUT):
+        # slack_sdk joins method names onto base_url: without the trailing slash
+        # the last path segment (".../api") would be dropped.
+        self._base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._token = token
+        self._timeout = timeout
+        self._client = WebClient(
+            token=token, base_url=self._base_url, timeout=timeout, retry_handlers=[]
+        )
+
+    def __repr__(self) -> str:
+        return f"SlackClient(base_url={self._base_url!r})"
+
+    def post_message(self, channel: str, text: str, blocks: Sequence[dict] | None) -> tuple[str, str]:
+        """Post a message; return (channel id, ts), the key ``chat.update`` needs."""
+        data = self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=channel, text=text, blocks=_blocks(blocks),
+                unfurl_links=False, unfurl_media=False,
+            ),
+        )
+        return str(data.get("channel") or channel), str(data["ts"])
+
+    def update_message(self, channel: str, ts: str, text: str, blocks: Sequence[dict] | None) -> None:
+        """Replace the text and blocks of a message this bot posted."""
+        self._call(
+            "chat.update",
+            lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=_blocks(blocks)),
+        )
+
+    def post_thread(self, channel: str, thread_ts: str, text: str) -> None:
+        """Reply in the thread under a message (details: migration or rollout reasons)."""
+        self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=text,
+                unfurl_links=False, unfurl_media=False,
+            ),
+        )
+
+    def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Show a message only to one user (e.g. "you may not approve this")."""
+        self._call(
+            "chat.postEphemeral",
+            lambda: self._client.chat_postEphemeral(channel=channel, user=user, text=text),
+        )
+
+    def respond(self, response_url: str, text: str, replace_original: bool = False) -> None:
+        """Answer an interaction through its ``response_url`` (needs no token)."""
+        hook = WebhookClient(url=response_url, timeout=self._timeout, retry_handlers=[])
+        try:
+            resp = hook.send(
+                text=text,
+                replace_original=replace_original,
+                response_type=None if replace_original else "ephemeral",
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise NotificationError(self._scrub(f"slack response_url failed: {_describe(exc)}")) from exc
+        if resp.status_code != 200:
+            raise NotificationError(
+                self._scrub(f"slack response_url failed: HTTP {resp.status_code} {str(resp.body)[:200]}"),
+                status=resp.status_code,
+            )
+
+    def _call(self, method: str, send) -> dict[str, Any]:
+        """Run one Web API call and translate every failure into NotificationError."""
+        try:
+            response = send()
+        except SlackApiError as exc:
+            status = getattr(exc.response, "status_code", None)
+            error = _api_error(exc)
+            raise NotificationError(
+                self._scrub(f"slack {method} failed: {error} (HTTP {status})"), status=status, error=error
+            ) from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise NotificationError(self._scrub(f"slack {method} failed: {_describe(exc)}")) from exc
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _scrub(self, message: str) -> str:
+        """Belt and braces: never let the token reach a message or a log line."""
+        return message.replace(self._token, "***") if self._token else message
+
+
+def _blocks(blocks: Sequence[dict] | None) -> list[dict] | None:
+    """slack_sdk wants a list (or None to send text only)."""
+    return list(blocks) if blocks else None
+
+
+def _api_error(exc: SlackApiError) -> str:
+    """Slack's short error code (``invalid_auth``, ``channel_not_found``…)."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])[:200]
+    return "unknown_error"
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, token-free description of a transport error."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

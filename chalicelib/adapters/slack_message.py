@@ -1,0 +1,293 @@
+"""Slack Block Kit payloads for a deployment: pure functions over plain dicts.
+
+``request_message`` builds the approval request, ``status_message`` the same
+message as the deployment moves (for ``chat.update``), ``thread_text`` a
+threaded detail. Every string that comes from outside (tags, versions, commits,
+comments, reasons, diff values, service names) goes through ``escape_mrkdwn``,
+so a hostile tag such as ``<!channel>`` shows as text and pings nobody. Users
+are mentioned (``<@U…>``) only for identities Slipway produced itself
+(``slack:U…`` approvers and approvals), never from raw input.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+SECTION_LIMIT = 3000  # Slack: section text
+FIELD_LIMIT = 2000  # Slack: each section field
+HEADER_LIMIT = 150  # Slack: header plain_text
+DIFF_LINE_LIMIT = 300  # keep one change readable
+ACTION_APPROVE = "slipway_approve"
+ACTION_REJECT = "slipway_reject"
+ACTION_REVIEW = "slipway_review"  # a link button still sends block_actions: ignore it
+
+_SLACK_USER = re.compile(r"^slack:([UW][A-Z0-9]{2,20})$")
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def escape_mrkdwn(value: Any) -> str:
+    """Escape ``&``, ``<`` and ``>`` as Slack requires (None becomes "")."""
+    if value is None:
+        return ""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def request_message(dep: dict) -> tuple[str, list[dict]]:
+    """The approval request: what will ship, who may approve, and the buttons."""
+    text = f"{_title(dep)} is waiting for approval"
+    return escape_mrkdwn(text), _body(dep) + [_actions(dep)]
+
+
+def status_message(dep: dict) -> tuple[str, list[dict]]:
+    """The same message as the deployment moves; buttons stay only while pending."""
+    blocks = _body(dep) + [_section(_status_line(dep))]
+    if dep.get("state") == "PENDING_APPROVAL":
+        blocks.append(_actions(dep))
+    return escape_mrkdwn(f"{_title(dep)}: {str(dep.get('state', '')).lower()}"), blocks
+
+
+def thread_text(note: Any) -> str:
+    """A threaded detail (migration or rollout reason), escaped and bounded."""
+    return _fit(note, SECTION_LIMIT)
+
+
+def _title(dep: dict) -> str:
+    version = dep.get("version") or dep.get("image_tag") or _short_digest(dep.get("image_digest")) or "?"
+    if dep.get("kind") == "rollback":
+        return f"Rollback {dep.get('service', '?')} to {version}"
+    return f"Deploy {dep.get('service', '?')} {version}"
+
+
+def _body(dep: dict) -> list[dict]:
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": _fit(_title(dep), HEADER_LIMIT)}},
+        {"type": "section", "fields": [_mrkdwn(field) for field in _fields(dep)]},
+    ]
+    diff = _diff_section(dep.get("diff"))
+    blocks += [_section(diff)] if diff else []
+    blocks.append({"type": "context", "elements": [_mrkdwn(_footer(dep))]})
+    return blocks
+
+
+def _fields(dep: dict) -> list[str]:
+    quorum = dep.get("quorum") or 1
+    fields = [
+        ("Commit", _commit(dep)),
+        ("Tags", _joined(dep.get("tags") or [dep.get("image_tag")], FIELD_LIMIT - 10, _code)),
+        ("Digest", _code(_short_digest(dep.get("image_digest")) or "unknown")),
+        ("Migration", _migration(dep.get("migration_command"))),
+        ("Approvers", _joined(dep.get("approvers") or [], FIELD_LIMIT - 15, _who) or "not listed"),
+        ("Quorum", f"{int(quorum)} distinct approval{'s' if int(quorum) != 1 else ''}"),
+        ("Expires", _expiry(dep.get("expires_at"))),
+    ]
+    if dep.get("kind") == "rollback":  # rollbacks are operator-initiated, not approved
+        fields = fields[:4]
+    return [f"*{name}*\n{value}" for name, value in fields]
+
+
+def _footer(dep: dict) -> str:
+    repository = f" · repository {_code(dep['repository'])}" if dep.get("repository") else ""
+    return f"Slipway deployment {_code(dep.get('id'))}{repository}"
+
+
+def _commit(dep: dict) -> str:
+    sha, repo = dep.get("commit"), dep.get("github_repository")
+    if not sha:
+        return "unknown"
+    if repo and _REPO.match(str(repo)) and _SHA.match(str(sha)):
+        return f"<https://github.com/{repo}/commit/{sha}|{str(sha)[:7]}>"
+    return _code(sha)
+
+
+def _migration(command: Any) -> str:
+    if not command:
+        return "none"
+    text = shlex.join(str(part) for part in command) if isinstance(command, (list, tuple)) else str(command)
+    return _code(text[: FIELD_LIMIT // 6])
+
+
+def _expiry(expires_at: Any) -> str:
+    """A Slack date token (shown in each reader's time zone) with a UTC fallback."""
+    if not expires_at:
+        return "never"
+    try:
+        moment = datetime.fromisoformat(str(expires_at))
+    except ValueError:
+        return escape_mrkdwn(expires_at)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    fallback = moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _short_digest(digest: Any) -> str | None:
+    """First 12 hex characters after ``sha256:``."""
+    hexpart = str(digest or "").split(":", 1)[-1].lower()
+    return hexpart[:12] if _HEX.match(hexpart) else None
+
+
+def _diff_section(diff: Any) -> str | None:
+    """The task-definition diff as a code block that fits one section."""
+    if diff is None:
+        return None
+    title = "*Task definition changes*"
+    if not diff:
+        return f"{title}\nnone besides the image"
+    lines = [_diff_line(change) for change in diff]
+    budget = SECTION_LIMIT - len(f"{title}\n```\n\n```\n… {len(lines)} more changes")
+    kept, size = [], 0
+    for line in lines:
+        if size + len(line) + 1 > budget:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    dropped = len(lines) - len(kept)
+    return f"{title}\n```\n" + "\n".join(kept) + "\n```" + (f"\n… {dropped} more changes" if dropped else "")
+
+
+def _diff_line(change: dict) -> str:
+    path, old, new = change.get("path"), change.get("old"), change.get("new")
+    raw = f"+ {path} = {new}" if old is None else f"- {path} = {old}" if new is None else f"~ {path}: {old} → {new}"
+    raw = raw.replace("\r", "\\r").replace("\n", "\\n")
+    return _unfence(_fit(raw, DIFF_LINE_LIMIT))
+
+
+def _status_line(dep: dict) -> str:
+    """One line for the state (each part bounded, so the whole fits a section)."""
+    state = dep.get("state")
+    build = _STATUS.get(state)
+    line = build(dep) if build else f"State: {escape_mrkdwn(state)}"
+    if state in _SHOW_APPROVALS and _approvals(dep):
+        line += f"\n:white_check_mark: Approved by {_people(dep)}"
+    return line
+
+
+def _approvals(dep: dict) -> list[str]:
+    """Each distinct approver once, in order, with channel and comment."""
+    seen: dict[str, str] = {}
+    for approval in dep.get("approvals") or []:
+        who = approval.get("by")
+        if approval.get("decision") != "approve" or who in seen:
+            continue
+        text = _who(who)
+        if approval.get("via") and approval.get("via") != "slack":
+            text += f" (via {escape_mrkdwn(approval['via'])})"
+        if approval.get("comment"):
+            text += f": “{_fit(approval['comment'], 300)}”"
+        seen[who] = text
+    return list(seen.values())
+
+
+def _people(dep: dict) -> str:
+    return _joined(_approvals(dep), 1200, str)
+
+
+def _pending(dep: dict) -> str:
+    quorum, got = int(dep.get("quorum") or 1), len(_approvals(dep))
+    if not got:
+        return f":hourglass_flowing_sand: Waiting for {quorum} approval{'s' if quorum != 1 else ''}"
+    return f":hourglass_flowing_sand: {got} of {quorum} approvals: {_people(dep)}"
+
+
+def _rejected(dep: dict) -> str:
+    rejections = [a for a in dep.get("approvals") or [] if a.get("decision") == "reject"]
+    if not rejections:
+        return _with_reason(":no_entry_sign: Rejected", dep)
+    last = rejections[-1]
+    line = f":no_entry_sign: Rejected by {_who(last.get('by'))}"
+    return line + (f": “{_fit(last['comment'], 1000)}”" if last.get("comment") else "")
+
+
+def _succeeded(dep: dict) -> str:
+    seconds = dep.get("duration_seconds")
+    return ":tada: Deployed" + (f" in {round(float(seconds))} s" if seconds is not None else "")
+
+
+def _with_reason(line: str, dep: dict) -> str:
+    return line + (f": {_fit(dep['reason'], 1500)}" if dep.get("reason") else "")
+
+
+def _deploying(dep: dict) -> str:
+    arn = dep.get("task_definition_arn")
+    return f":rocket: Rolling out {_code(str(arn).rsplit('/', 1)[-1]) if arn else 'the new task definition'}"
+
+
+_STATUS = {
+    "PENDING_APPROVAL": _pending,
+    "APPROVED": lambda dep: f":white_check_mark: Approved by {_people(dep) or 'policy'}",
+    "MIGRATING": lambda dep: f":hammer_and_wrench: Running migration {_migration(dep.get('migration_command'))}",
+    "DEPLOYING": _deploying,
+    "SUCCEEDED": _succeeded,
+    "FAILED": lambda dep: _with_reason(":x: Failed", dep),
+    "REJECTED": _rejected,
+    "SUPERSEDED": lambda dep: _with_reason(":fast_forward: Superseded by a newer image", dep),
+    "EXPIRED": lambda dep: f":hourglass: Expired with {len(_approvals(dep))} of {dep.get('quorum') or 1} approvals",
+    "ROLLED_BACK": lambda dep: _with_reason(":leftwards_arrow_with_hook: Rolled back", dep),
+}
+_SHOW_APPROVALS = {"MIGRATING", "DEPLOYING", "SUCCEEDED", "FAILED", "ROLLED_BACK"}
+
+
+def _actions(dep: dict) -> dict:
+    dep_id = str(dep.get("id"))
+    elements: list[dict] = [
+        _button("Approve", ACTION_APPROVE, value=dep_id, style="primary"),
+        _button("Reject", ACTION_REJECT, value=dep_id, style="danger"),
+    ]
+    if dep.get("approval_url"):
+        elements.append(_button("Review in browser", ACTION_REVIEW, url=str(dep["approval_url"])))
+    return {"type": "actions", "elements": elements}
+
+
+def _button(label: str, action_id: str, **extra: str) -> dict:
+    return {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, **extra}
+
+
+def _who(identity: Any) -> str:
+    """``slack:U…`` (an identity Slipway produced) as a mention, anything else as text."""
+    match = _SLACK_USER.match(str(identity or ""))
+    return f"<@{match.group(1)}>" if match else escape_mrkdwn(identity or "unknown")
+
+
+def _code(value: Any) -> str:
+    return f"`{_unfence(escape_mrkdwn(value))}`"
+
+
+def _unfence(text: str) -> str:
+    """Backticks in data would close our code span or block: show a look-alike instead."""
+    return text.replace("`", "ˋ")
+
+
+def _joined(items: Iterable[Any], limit: int, render) -> str:
+    """Render items joined by ", ", ending "… N more" so the result fits ``limit``."""
+    items = [item for item in items if item is not None]
+    out: list[str] = []
+    for index, item in enumerate(items):
+        candidate = ", ".join(out + [render(item)])
+        if len(candidate) + len(f" … {len(items)} more") > limit:
+            return ", ".join(out) + f" … {len(items) - index} more"
+        out.append(render(item))
+    return ", ".join(out)
+
+
+def _fit(value: Any, limit: int) -> str:
+    """Escape ``value`` and cut it so the escaped text fits ``limit``."""
+    out, size = [], 0
+    for char in "" if value is None else str(value):
+        piece = escape_mrkdwn(char)
+        if size + len(piece) > limit - 1:
+            return "".join(out) + "…"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _mrkdwn(text: str) -> dict:
+    return {"type": "mrkdwn", "text": text}

@@ -1,0 +1,154 @@
+"""The deployment aggregate: its states, the one table of legal transitions, and what it records.
+
+A Deployment is one row of the ledger. It *decides* (may this happen? what is the new state?) and
+*records* what changed (``changes``) for the notifier; it never talks to AWS, Slack or GitHub.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from chalicelib.errors import Conflict
+
+
+class State(str, Enum):
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    APPROVED = "APPROVED"
+    MIGRATING = "MIGRATING"
+    DEPLOYING = "DEPLOYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    SUPERSEDED = "SUPERSEDED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+    @property
+    def terminal(self) -> bool:
+        return not TRANSITIONS[self]
+
+
+S = State
+#: Every legal move, in one place. A state with no way out is terminal.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.SUPERSEDED}),
+    S.APPROVED: frozenset({S.MIGRATING, S.DEPLOYING, S.FAILED}),
+    S.MIGRATING: frozenset({S.DEPLOYING, S.FAILED}),
+    S.DEPLOYING: frozenset({S.SUCCEEDED, S.FAILED, S.ROLLED_BACK}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.SUPERSEDED: frozenset(),
+    S.ROLLED_BACK: frozenset(),
+}
+#: States in which ECS is working for this deployment (a service is "locked" while one exists).
+BUSY = frozenset({S.APPROVED, S.MIGRATING, S.DEPLOYING})
+
+
+class IllegalTransition(Conflict):
+    """A move the transition table does not allow (maps to 409)."""
+
+    code = "illegal_transition"
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at else None
+
+
+def new_id(at: datetime) -> str:
+    """Sortable, unique, URL-safe: ``d-20261126T103000-1a2b3c4d``."""
+    return f"d-{at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclasses.dataclass
+class Deployment:
+    id: str
+    service: str
+    kind: str  # "deploy" | "rollback"
+    state: State
+    created_at: str
+    repository: str = ""
+    image_tag: str | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+    image_digest: str = ""
+    image: str = ""
+    version: str | None = None
+    commit: str | None = None
+    task_definition: dict | None = None  # what will be registered (approved as shown)
+    diff: list[dict] = dataclasses.field(default_factory=list)
+    network: dict | None = None  # RunTask launch settings copied from the service
+    task_definition_arn: str | None = None
+    previous_task_definition_arn: str | None = None
+    migration: dict | None = None
+    migration_events: list[str] = dataclasses.field(default_factory=list)
+    ecs_deployment_id: str | None = None
+    approvals: list[dict] = dataclasses.field(default_factory=list)
+    used_tokens: list[str] = dataclasses.field(default_factory=list)
+    updated_at: str | None = None
+    finished_at: str | None = None
+    state_since: str | None = None
+    expires_at: str | None = None
+    not_before: str | None = None
+    reason: str | None = None
+    rollback_of: str | None = None
+    timeline: list[dict] = dataclasses.field(default_factory=list)
+    notifications: dict = dataclasses.field(default_factory=dict)
+    lock_version: int = 0
+    changes: list[str] = dataclasses.field(default_factory=list, compare=False)
+
+    # -- decisions ---------------------------------------------------------------------------
+    def transition(self, to: State, note: str, at: datetime) -> None:
+        """Move to ``to`` if the table allows it, and say why on the timeline."""
+        if to not in TRANSITIONS[self.state]:
+            raise IllegalTransition(
+                f"deployment {self.id} is {self.state.value}; it cannot become {to.value}"
+            )
+        self.state = to
+        self.state_since = iso(at)
+        if to.terminal:
+            self.finished_at = iso(at)
+        self.log(note, at)
+        self.changes.append(to.value)
+
+    def log(self, note: str, at: datetime) -> None:
+        """Append to the timeline without changing state."""
+        self.timeline.append({"at": iso(at), "state": self.state.value, "note": note})
+        self.updated_at = iso(at)
+
+    def require(self, *states: State) -> None:
+        if self.state not in states:
+            raise Conflict(
+                f"deployment {self.id} is {self.state.value}",
+                code=f"deployment_{self.state.value.lower()}",
+            )
+
+    @property
+    def busy(self) -> bool:
+        return self.state in BUSY
+
+    def duration_seconds(self) -> float | None:
+        if not self.finished_at:
+            return None
+        return (parse_iso(self.finished_at) - parse_iso(self.created_at)).total_seconds()
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_item(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("changes")
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_item(cls, data: dict[str, Any]) -> "Deployment":
+        names = {f.name for f in dataclasses.fields(cls)} - {"changes"}
+        values = {k: v for k, v in data.items() if k in names}
+        values["state"] = State(values["state"])
+        return cls(**values)
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

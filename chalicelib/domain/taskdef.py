@@ -1,0 +1,96 @@
+"""Task-definition edits: pin the new image by digest, drop what RegisterTaskDefinition refuses,
+and describe the change as data (with environment and secret values redacted) for Slack and the API.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from chalicelib.errors import ConfigError
+
+#: Keys RegisterTaskDefinition accepts; everything else DescribeTaskDefinition returns is read-only
+#: (taskDefinitionArn, revision, status, requiresAttributes, compatibilities, registeredAt, …).
+REGISTER_KEYS = frozenset({
+    "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
+    "placementConstraints", "requiresCompatibilities", "cpu", "memory", "tags", "pidMode",
+    "ipcMode", "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage",
+    "runtimePlatform", "enableFaultInjection",
+})
+READ_ONLY_KEYS = frozenset({
+    "taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
+    "registeredAt", "registeredBy", "deregisteredAt", "deleteRequestedAt",
+})
+REDACTED = "***"
+
+
+def validate_template(body: Any, container: str) -> None:
+    """Raise ConfigError unless ``body`` looks like a task definition holding ``container``."""
+    if not isinstance(body, dict):
+        raise ConfigError("is not a JSON object")
+    unknown = set(body) - REGISTER_KEYS - READ_ONLY_KEYS
+    if unknown:
+        raise ConfigError(f"has keys a task definition does not have: {', '.join(sorted(unknown))}")
+    if not isinstance(body.get("family"), str) or not body["family"]:
+        raise ConfigError("has no 'family'")
+    containers = body.get("containerDefinitions")
+    if not isinstance(containers, list) or not containers:
+        raise ConfigError("has no 'containerDefinitions'")
+    names = [c.get("name") for c in containers if isinstance(c, dict)]
+    if container not in names:
+        raise ConfigError(f"has no container named {container!r} (it has {names})")
+
+
+def pin_image(base: dict, container: str, image: str) -> dict:
+    """Return a registrable copy of ``base`` whose ``container`` runs ``image`` (``uri@sha256:…``)."""
+    body = {k: copy.deepcopy(v) for k, v in base.items() if k in REGISTER_KEYS}
+    if not body.get("tags"):
+        body.pop("tags", None)
+    for definition in body.get("containerDefinitions", []):
+        if definition.get("name") == container:
+            definition["image"] = image
+            return body
+    raise ConfigError(f"task definition {base.get('family')!r} has no container {container!r}")
+
+
+def diff(old: dict | None, new: dict) -> list[dict]:
+    """What changes between two task definitions, as ``[{path, old, new}]``; values redacted."""
+    changes: list[dict] = []
+    _diff_value("", _normalise(old or {}), _normalise(new), changes)
+    return changes
+
+
+def _normalise(body: dict) -> dict:
+    """Key containers by name and env/secrets by name so the diff reads like a person would."""
+    out = {k: v for k, v in body.items() if k in REGISTER_KEYS and k != "containerDefinitions"}
+    for c in body.get("containerDefinitions", []) or []:
+        entry = dict(c)
+        entry["environment"] = {e.get("name"): e.get("value") for e in c.get("environment") or []}
+        entry["secrets"] = {s.get("name"): s.get("valueFrom") for s in c.get("secrets") or []}
+        out[f"container[{c.get('name')}]"] = entry
+    return out
+
+
+def _secret_path(path: str) -> bool:
+    parts = path.split(".")
+    return len(parts) > 2 and parts[-2] in ("environment", "secrets")
+
+
+def _diff_value(path: str, old: Any, new: Any, out: list[dict]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            _diff_value(sub, old.get(key), new.get(key), out)
+    elif old != new:
+        show = _redacted if _secret_path(path) else _show
+        out.append({"path": path, "old": show(old), "new": show(new)})
+
+
+def _redacted(value: Any) -> str | None:
+    return None if value is None else REDACTED
+
+
+def _show(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,84 @@
+"""Build the dependencies once per Lambda container, lazily, from the environment (DESIGN.md)."""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from chalicelib import config as config_mod
+from chalicelib.adapters import aws
+from chalicelib.adapters.ecs import Ecs
+from chalicelib.adapters.ledger_dynamodb import DynamoLedger
+from chalicelib.adapters.log_notifier import FanOut, LogNotifier
+from chalicelib.adapters.queue import SqsDispatcher
+from chalicelib.errors import ConfigError
+from chalicelib.service.deps import Deps, Settings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    return value
+
+
+def config_path() -> Path:
+    path = Path(os.environ.get("SLIPWAY_CONFIG", "ecs/production/services.toml"))
+    return path if path.is_absolute() else ROOT / path
+
+
+@functools.lru_cache(maxsize=None)
+def _secrets_provider():
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
+def load_secret(secret_id: str) -> dict:
+    """The Secrets Manager JSON (cached by powertools for 5 minutes); never logged."""
+    value = _secrets_provider().get(secret_id, transform="json", max_age=300)
+    missing = {"link_signing_key", "slack_signing_secret"} - set(value or {})
+    if missing:
+        raise ConfigError(f"secret {secret_id} lacks {sorted(missing)}")
+    return value
+
+
+def settings() -> Settings:
+    return Settings(
+        public_url=os.environ.get("SLIPWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
+        stale_seconds=float(os.environ.get("SLIPWAY_STALE_SECONDS", "600")),
+        prune_batch=int(os.environ.get("SLIPWAY_PRUNE_BATCH", "10000")),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def deps() -> Deps:
+    cfg = config_mod.load(config_path())
+    from chalicelib.adapters import notifiers  # Slack and GitHub, built from the secret lazily
+
+    d = Deps(
+        config=cfg,
+        ledger=DynamoLedger(aws.client("dynamodb"), _env("SLIPWAY_TABLE")),
+        ecs=Ecs(aws.client("ecs"), aws.client("ecr")),
+        notifier=FanOut(LogNotifier()),
+        dispatcher=SqsDispatcher(aws.client("sqs"), _env("SLIPWAY_QUEUE_URL")),
+        secrets=functools.partial(load_secret, _env("SLIPWAY_SECRET_ID")),
+        settings=settings(),
+    )
+    d.notifier = FanOut(LogNotifier(), *notifiers.build(d))
+    return d
+
+
+def reset() -> None:
+    """Forget everything built (tests and the devstack change the environment)."""
+    deps.cache_clear()
+    _secrets_provider.cache_clear()
+    aws.reset()
+    try:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+    except ImportError:
+        pass

@@ -1,0 +1,80 @@
+"""HTTP plumbing: domain errors become statuses here and nowhere else; JSON and HTML responses."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+from chalice import Response
+
+from chalicelib.errors import BadRequest, SlipwayError
+
+log = logging.getLogger("slipway.http")
+JSON = {"Content-Type": "application/json"}
+HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                   "form-action 'self'; base-uri 'none'"}
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(body=json.dumps(body, default=str), status_code=status, headers=JSON)
+
+
+def html_response(body: str, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers=HTML)
+
+
+def error_status(exc: Exception) -> tuple[int, str, str]:
+    """(status, code, message) for any exception; unknown ones are 500s with no detail leaked."""
+    if isinstance(exc, SlipwayError):
+        return exc.status, exc.code, exc.message
+    log.exception("unexpected error")
+    return 500, "internal", "Slipway hit an unexpected error; it has been logged."
+
+
+def json_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a route so every error is ``{"error", "message"}`` with the right status."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # mapped in exactly one place
+            status, code, message = error_status(exc)
+            return json_response({"error": code, "message": message}, status)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def form(raw_body: bytes | None) -> dict[str, str]:
+    """Decode an ``application/x-www-form-urlencoded`` body (first value of each field)."""
+    try:
+        text = (raw_body or b"").decode("utf-8")
+        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the form is not UTF-8") from exc
+
+
+def json_body(raw_body: bytes | None) -> dict:
+    try:
+        data = json.loads(raw_body or b"{}")
+    except ValueError as exc:
+        raise BadRequest("the body is not valid JSON", code="bad_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_json")
+    return data
+
+
+def int_param(params: dict | None, name: str, default: int, low: int, high: int) -> int:
+    raw = (params or {}).get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"'{name}' must be a whole number", code="bad_parameter") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"'{name}' must be between {low} and {high}", code="bad_parameter")
+    return value

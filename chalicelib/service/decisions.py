@@ -1,0 +1,62 @@
+"""One decision path for every channel: Slack buttons, signed links and the API all end here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.domain import approval, links
+from chalicelib.domain.model import Deployment, State
+from chalicelib.errors import Conflict
+from chalicelib.service.deps import Deps, retrying
+
+
+@dataclass(frozen=True)
+class Outcome:
+    deployment: Deployment
+    message: str
+
+
+def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
+           comment: str = "", link_nonce: str | None = None) -> Outcome:
+    """Record a verified identity's decision with a conditional write; start the work if approved.
+
+    Raises Conflict (409) when already decided/superseded/expired/locked or the link was used,
+    Forbidden (403) for someone who may not decide, NotFound (404) for an unknown deployment.
+    """
+    comment = (comment or "").strip()[:500]
+
+    def step() -> Outcome:
+        dep = deps.load(dep_id)
+        svc = deps.service(dep.service)
+        if link_nonce and link_nonce in dep.used_tokens:
+            raise Conflict("this approval link was already used", code="link_used")
+        authors = frozenset()
+        author = dep.notifications.get("author")
+        if author:
+            authors = deps.config.same_person(author)
+        message = approval.decide(dep, svc.approval, identity=identity, via=via,
+                                  decision=decision, comment=comment, now=deps.clock(),
+                                  authors=authors)
+        if link_nonce and dep.changes:
+            dep.used_tokens.append(link_nonce)
+        if dep.changes:
+            deps.commit(dep)
+        return Outcome(dep, message)
+
+    outcome = retrying(step)
+    if outcome.deployment.state is State.APPROVED:
+        deps.kick(outcome.deployment.id)
+    return outcome
+
+
+def link_for(deps: Deps, dep: Deployment, identity: str) -> str:
+    """A signed, single-use approval link for one approver, valid until the request expires."""
+    key = deps.secrets()["link_signing_key"].encode()
+    expires = approval.parse_iso(dep.expires_at).timestamp() if dep.expires_at else \
+        deps.clock().timestamp() + 86_400
+    token = links.sign(key, dep.id, identity, int(expires))
+    return f"{deps.settings.public_url.rstrip('/')}/approvals/{dep.id}?token={token}"
+
+
+def verify_link(deps: Deps, dep_id: str, token: str) -> links.LinkClaims:
+    key = deps.secrets()["link_signing_key"].encode()
+    return links.verify(key, token, dep_id, deps.clock().timestamp())

@@ -1,0 +1,82 @@
+"""What every handler gets: config, ports, adapters, a clock and settings. Built once per process."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from chalicelib.config import Config, ServiceConfig
+from chalicelib.domain.model import Deployment
+from chalicelib.errors import ConcurrentUpdate, NotFound
+from chalicelib.service.ports import Dispatcher, Ledger, Notifier
+
+log = logging.getLogger("slipway")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Settings:
+    public_url: str = "http://127.0.0.1:8000"
+    stale_seconds: float = 600  # how long the reconciler waits for a missing ECS event
+    prune_batch: int = 10_000  # most revisions one invocation deregisters before resuming later
+    link_hours: float | None = None  # approval links live as long as the request unless set
+
+
+@dataclass
+class Deps:
+    config: Config
+    ledger: Ledger
+    ecs: Any  # chalicelib.adapters.ecs.Ecs or a fake with the same methods
+    notifier: Notifier
+    dispatcher: Dispatcher
+    secrets: Callable[[], dict]
+    clock: Callable[[], datetime] = utcnow
+    settings: Settings = field(default_factory=Settings)
+    remaining_ms: Callable[[], int] = lambda: 60_000
+
+    def service(self, name: str) -> ServiceConfig:
+        svc = self.config.service(name)
+        if svc is None:
+            raise NotFound(f"no service named {name!r} is configured", code="unknown_service")
+        return svc
+
+    def load(self, dep_id: str) -> Deployment:
+        dep = self.ledger.get(dep_id)
+        if dep is None:
+            raise NotFound(f"no deployment {dep_id!r}", code="unknown_deployment")
+        return dep
+
+    def commit(self, dep: Deployment, pointers: tuple[str, ...] = ()) -> None:
+        """Save, then tell people. Notification failures never undo or block the write."""
+        self.ledger.save(dep, pointers)
+        changes, dep.changes = dep.changes, []
+        if changes:
+            self.tell(dep, changes)
+
+    def kick(self, dep_id: str) -> None:
+        """Queue the ECS work; if the queue is down the reconciler picks the deployment up."""
+        try:
+            self.dispatcher.advance_later(dep_id)
+        except Exception:
+            log.exception("could not queue %s; the reconciler will retry", dep_id)
+
+    def tell(self, dep: Deployment, changes: list[str]) -> None:
+        try:
+            self.notifier.changed(dep, changes)
+        except Exception:  # a notifier must never break the pipeline
+            log.exception("notifier failed for %s", dep.id)
+
+
+def retrying(fn: Callable[[], Any], attempts: int = 8) -> Any:
+    """Run a read-decide-write step again when another writer got there first."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except ConcurrentUpdate:
+            if attempt == attempts - 1:
+                raise
+    return None

@@ -1,0 +1,132 @@
+"""An image was pushed: create (at most) one deployment per (service, digest) and ask for approval."""
+from __future__ import annotations
+
+import logging
+
+from chalicelib.adapters.errors import AwsError
+from chalicelib.config import ServiceConfig
+from chalicelib.domain import approval, taskdef
+from chalicelib.domain.model import Deployment, State, iso, new_id
+from chalicelib.domain.tags import describe, may_deploy
+from chalicelib.errors import Conflict
+from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.events import ImagePushed, image_pushed
+
+log = logging.getLogger("slipway.intake")
+
+
+def on_image_pushed(deps: Deps, event: object) -> list[str]:
+    """Handle one 'ECR Image Action'; return what happened per service (for logs and tests)."""
+    push = image_pushed(event)
+    if push.action != "PUSH" or push.result != "SUCCESS":
+        return [f"ignored: {push.action} {push.result}"]
+    services = deps.config.for_repository(push.repository)
+    if not services:
+        return [f"ignored: repository {push.repository} is not configured"]
+    return [_for_service(deps, svc, push) for svc in services]
+
+
+def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
+    key = f"key#{svc.name}#{push.digest}"
+    existing = deps.ledger.find(key)
+    if existing is not None:
+        return _merge_tag(deps, existing, push.tag)
+    if not may_deploy(push.tag, svc.deploy_tags):
+        return f"ignored: tag {push.tag!r} does not start deployments of {svc.name}"
+    dep = _plan(deps, svc, push)
+    stored, created = deps.ledger.create(dep, key)
+    if not created:
+        return _merge_tag(deps, stored, push.tag)
+    deps.tell(stored, ["CREATED"])
+    _supersede_older(deps, stored)
+    if not svc.approval.required:
+        auto_approve(deps, stored.id)
+    return f"created {stored.id}"
+
+
+def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
+    """Read the service once and decide exactly what will be registered, so approvers see it."""
+    now = deps.clock()
+    try:
+        tags = deps.ecs.image_tags(push.repository, push.digest)
+    except AwsError as exc:  # the event's own tag is enough to go on with
+        log.warning("could not list tags of %s: %s", push.digest, exc.message)
+        tags = []
+    tags = sorted(set(tags) | ({push.tag} if push.tag else set()))
+    best, info = describe(tags)
+    service = deps.ecs.describe_service(svc.cluster, svc.service)
+    current_arn = service.get("taskDefinition")
+    current = deps.ecs.describe_task_definition(current_arn) if current_arn else None
+    image = f"{push.repository_uri}@{push.digest}"
+    base = svc.template or current
+    if base is None:
+        raise AwsError(f"{svc.service} has no task definition to clone and no template")
+    body = taskdef.pin_image(base, svc.container, image)
+    breaker = (service.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
+    dep = Deployment(
+        id=new_id(now), service=svc.name, kind="deploy", state=State.PENDING_APPROVAL,
+        created_at=iso(now), repository=push.repository, image_tag=best, tags=tags,
+        image_digest=push.digest, image=image, version=info.version, commit=info.commit,
+        task_definition=body, diff=taskdef.diff(current, body),
+        network={**deps.ecs.launch_settings(service),
+                 "circuit_breaker_rollback": bool(breaker.get("rollback"))},
+        previous_task_definition_arn=current_arn,
+    )
+    approval.open_window(dep, svc.approval, now)
+    dep.log(f"image pushed as {', '.join(tags)}; waiting for approval"
+            if svc.approval.required else f"image pushed as {', '.join(tags)}", now)
+    return dep
+
+
+def _merge_tag(deps: Deps, dep: Deployment, tag: str | None) -> str:
+    """A second tag (or a redelivery) of an image we already know: record the tag, nothing else."""
+    if not tag or tag in dep.tags:
+        return f"duplicate of {dep.id}"
+
+    def step() -> str:
+        fresh = deps.load(dep.id)
+        if tag in fresh.tags:
+            return f"duplicate of {dep.id}"
+        fresh.tags = sorted({*fresh.tags, tag})
+        best, info = describe(fresh.tags)
+        fresh.image_tag = best
+        fresh.version = fresh.version or info.version
+        fresh.commit = fresh.commit or info.commit
+        fresh.changes.append("TAGGED")
+        deps.commit(fresh)
+        return f"tag {tag} added to {dep.id}"
+
+    return retrying(step)
+
+
+def _supersede_older(deps: Deps, newest: Deployment) -> None:
+    for older in deps.ledger.list(service=newest.service, state=State.PENDING_APPROVAL.value):
+        if (older.created_at, older.id) >= (newest.created_at, newest.id):
+            continue
+
+        def step(dep_id: str = older.id) -> None:
+            dep = deps.load(dep_id)
+            if dep.state is State.PENDING_APPROVAL:
+                dep.reason = f"superseded by {newest.id} ({newest.image_tag})"
+                dep.transition(State.SUPERSEDED, dep.reason, deps.clock())
+                deps.commit(dep)
+
+        retrying(step)
+
+
+def auto_approve(deps: Deps, dep_id: str) -> None:
+    """A service without an approval gate goes straight on (unless ECS is busy with another)."""
+    def step() -> None:
+        dep = deps.load(dep_id)
+        if dep.state is not State.PENDING_APPROVAL:
+            return
+        dep.approvals.append({"by": "slipway", "via": "api", "decision": "approve",
+                              "comment": "approval not required", "at": iso(deps.clock())})
+        dep.transition(State.APPROVED, "approval not required for this service", deps.clock())
+        deps.commit(dep)
+        deps.kick(dep.id)
+
+    try:
+        retrying(step)
+    except Conflict as exc:  # service busy: the reconciler tries again
+        log.info("auto-approval of %s deferred: %s", dep_id, exc.message)

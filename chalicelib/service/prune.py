@@ -1,0 +1,109 @@
+"""Prune old task-definition revisions after a success: keep N, never what a rollback needs.
+
+One job per family lives in the ledger, so a family of thousands of revisions is worked off across
+invocations: the first lists every ACTIVE revision once (⌈N/100⌉ calls) and stores the revision
+numbers to deregister; each invocation deregisters until its time runs low and saves the rest.
+"""
+from __future__ import annotations
+
+import logging
+
+from chalicelib.adapters.errors import AwsError
+from chalicelib.config import ServiceConfig
+from chalicelib.domain.model import Deployment, State
+from chalicelib.domain.prune import family_revision, revision_of, revisions_to_prune
+from chalicelib.service.deps import Deps
+
+log = logging.getLogger("slipway.prune")
+SAFETY_MS = 10_000  # stop this long before the Lambda's deadline
+CHECKPOINT = 25  # save progress every this many deregistrations
+
+
+def after_success(deps: Deps, dep: Deployment) -> int:
+    """Prune the family of a SUCCEEDED deployment if its tags allow it; return revisions removed."""
+    svc = deps.service(dep.service)
+    only = svc.prune.only_tags
+    if only is not None and not any(only.fullmatch(t) for t in dep.tags):
+        dep_note(deps, dep, f"pruning skipped: no tag matches only_tags ({only.pattern})")
+        return 0
+    if not dep.task_definition_arn:
+        return 0
+    family = family_revision(dep.task_definition_arn).rsplit(":", 1)[0]
+    return run(deps, svc, family, dep.task_definition_arn.rsplit("/", 1)[0], dep)
+
+
+def protected(deps: Deps, svc: ServiceConfig) -> set[str]:
+    """What must survive: revisions in service, the last two good ones, anything in flight."""
+    keep: set[str] = set()
+    service = deps.ecs.describe_service(svc.cluster, svc.service)
+    keep.add(service.get("taskDefinition") or "")
+    keep |= {d.get("taskDefinition") or "" for d in service.get("deployments", [])}
+    good = deps.ledger.list(service=svc.name, state=State.SUCCEEDED.value, limit=2)
+    keep |= {d.task_definition_arn or "" for d in good}
+    for d in deps.ledger.unfinished():
+        if d.service == svc.name:
+            keep |= {d.task_definition_arn or "", d.previous_task_definition_arn or ""}
+    keep.discard("")
+    return keep
+
+
+def run(deps: Deps, svc: ServiceConfig, family: str, arn_prefix: str,
+        dep: Deployment | None = None) -> int:
+    name = f"prune#{family}"
+    job = deps.ledger.get_job(name)
+    safe = {family_revision(a) for a in protected(deps, svc)}
+    if job is None:
+        active = [a for page in deps.ecs.task_definition_pages(family) for a in page]
+        doomed = revisions_to_prune(active, svc.prune.keep, safe)
+        job = {"family": family, "prefix": arn_prefix, "service": svc.name,
+               "revisions": [revision_of(a) for a in doomed]}
+    removed = 0
+    todo = list(job["revisions"])
+    while todo:
+        if deps.remaining_ms() < SAFETY_MS or removed >= deps.settings.prune_batch:
+            break
+        revision = todo.pop(0)
+        if f"{family}:{revision}" in safe:
+            continue
+        try:
+            deps.ecs.deregister(f"{job['prefix']}/{family}:{revision}")
+            removed += 1
+        except AwsError as exc:
+            log.warning("could not deregister %s:%s: %s", family, revision, exc.message)
+        if removed and removed % CHECKPOINT == 0:
+            deps.ledger.put_job(name, {**job, "revisions": todo})
+    deps.ledger.put_job(name, {**job, "revisions": todo} if todo else None)
+    if dep is not None and (removed or todo):
+        more = f"; {len(todo)} left for the next run" if todo else ""
+        dep_note(deps, dep, f"pruned {removed} old revision(s) of {family}"
+                            f" (keeping {svc.prune.keep}){more}")
+    log.info("pruned %d revisions of %s, %d left", removed, family, len(todo))
+    return removed
+
+
+def resume_all(deps: Deps) -> int:
+    """Continue every unfinished pruning job (the reconciler calls this)."""
+    total = 0
+    for svc in deps.config.services:
+        for job in _jobs_for(deps, svc):
+            total += run(deps, svc, job["family"], job["prefix"])
+    return total
+
+
+def _jobs_for(deps: Deps, svc: ServiceConfig) -> list[dict]:
+    families = {svc.template["family"]} if svc.template else set()
+    families |= {family_revision(d.task_definition_arn).rsplit(":", 1)[0]
+                 for d in deps.ledger.list(service=svc.name, state=State.SUCCEEDED.value, limit=1)
+                 if d.task_definition_arn}
+    return [j for j in (deps.ledger.get_job(f"prune#{f}") for f in families) if j]
+
+
+def dep_note(deps: Deps, dep: Deployment, note: str) -> None:
+    """Add a line to a finished deployment's timeline (best effort)."""
+    try:
+        fresh = deps.load(dep.id)
+        fresh.log(note, deps.clock())
+        fresh.changes.append("NOTE")
+        deps.commit(fresh)
+    except Exception:  # pruning notes are nice to have, never worth failing over
+        log.exception("could not note on %s", dep.id)

@@ -1,0 +1,114 @@
+"""The safety net, run on a schedule: expire stale approvals, and finish work whose ECS event was
+late or lost by asking ECS directly and advancing exactly as the missing event would have.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from chalicelib.adapters.errors import AwsError
+from chalicelib.domain.approval import is_expired
+from chalicelib.domain.model import Deployment, State, parse_iso
+from chalicelib.errors import SlipwayError
+from chalicelib.service import intake, pipeline, prune
+from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.events import DeploymentChanged, task_from_detail
+
+log = logging.getLogger("slipway.reconcile")
+
+
+def reconcile(deps: Deps) -> dict[str, str]:
+    """Look at every unfinished deployment once; return what was done to which (for logs/tests)."""
+    done: dict[str, str] = {}
+    now = deps.clock()
+    for dep in deps.ledger.unfinished():
+        try:
+            outcome = _one(deps, dep, now)
+        except (SlipwayError, AwsError) as exc:
+            outcome = f"error: {getattr(exc, 'message', exc)}"
+            log.warning("reconcile %s: %s", dep.id, outcome)
+        if outcome:
+            done[dep.id] = outcome
+    try:
+        removed = prune.resume_all(deps)
+        if removed:
+            done["prune"] = f"deregistered {removed}"
+    except AwsError as exc:
+        log.warning("resuming pruning failed: %s", exc.message)
+    return done
+
+
+def _stale(dep: Deployment, now: datetime, seconds: float) -> bool:
+    since = parse_iso(dep.state_since or dep.updated_at or dep.created_at)
+    return (now - since).total_seconds() >= seconds
+
+
+def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
+    svc = deps.config.service(dep.service)
+    if svc is None:
+        return None
+    if dep.state is State.PENDING_APPROVAL:
+        if is_expired(dep, now):
+            return _expire(deps, dep.id)
+        if not svc.approval.required:
+            intake.auto_approve(deps, dep.id)
+            return "auto-approval retried"
+        return None
+    if not _stale(dep, now, deps.settings.stale_seconds):
+        return None
+    if dep.state is State.APPROVED or (dep.state is State.MIGRATING and not (dep.migration or {})
+                                       .get("task_arn")) or (dep.state is State.DEPLOYING
+                                                             and not dep.ecs_deployment_id):
+        pipeline.advance(deps, dep.id)
+        return "advanced"
+    if dep.state is State.MIGRATING:
+        return _check_migration(deps, dep, svc, now)
+    if dep.state is State.DEPLOYING:
+        return _check_rollout(deps, dep, svc)
+    return None
+
+
+def _expire(deps: Deps, dep_id: str) -> str:
+    def step() -> None:
+        dep = deps.load(dep_id)
+        if dep.state is State.PENDING_APPROVAL:
+            dep.reason = f"nobody approved before {dep.expires_at}"
+            dep.transition(State.EXPIRED, dep.reason, deps.clock())
+            deps.commit(dep)
+
+    retrying(step)
+    return "expired"
+
+
+def _check_migration(deps: Deps, dep: Deployment, svc, now: datetime) -> str:
+    task = deps.ecs.describe_task(svc.cluster, dep.migration["task_arn"])
+    if task is None:
+        pipeline._fail(deps, dep.id, "the migration task vanished (ECS no longer knows it)")
+        return "failed: task vanished"
+    if task.get("lastStatus") == "STOPPED":
+        result = pipeline.migration_stopped(deps, task_from_detail(task))
+        return f"recovered lost task event: {result}"
+    started = dep.migration.get("started_at") or dep.state_since
+    limit = svc.migration.timeout_minutes * 60 if svc.migration else None
+    if limit and started and (now - parse_iso(started)).total_seconds() > limit:
+        deps.ecs.stop_task(svc.cluster, dep.migration["task_arn"],
+                           f"Slipway: migration exceeded {svc.migration.timeout_minutes:g} minutes")
+        pipeline._fail(deps, dep.id, f"migration timed out after "
+                                     f"{svc.migration.timeout_minutes:g} minutes; task stopped")
+        return "failed: migration timed out"
+    return None
+
+
+def _check_rollout(deps: Deps, dep: Deployment, svc) -> str | None:
+    service = deps.ecs.describe_service(svc.cluster, svc.service)
+    ours = [d for d in service.get("deployments", []) if d.get("id") == dep.ecs_deployment_id]
+    if not ours:
+        return None
+    state = ours[0].get("rolloutState")
+    reason = ours[0].get("rolloutStateReason") or "found by the reconciler"
+    events = {"COMPLETED": "SERVICE_DEPLOYMENT_COMPLETED", "FAILED": "SERVICE_DEPLOYMENT_FAILED"}
+    if state not in events:
+        return None
+    change = DeploymentChanged(events[state], dep.ecs_deployment_id, reason, service.get("serviceArn"))
+    result = pipeline.rollout_changed(deps, change, prune=prune.after_success)
+    return f"recovered lost rollout event: {result}"

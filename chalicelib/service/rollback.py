@@ -1,0 +1,59 @@
+"""Operator rollback: return a service to a known-good task definition, without a migration."""
+from __future__ import annotations
+
+from chalicelib.domain.model import Deployment, State, iso, new_id
+from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.service.deps import Deps
+
+
+def rollback(deps: Deps, service: str, to: str, reason: str, identity: str) -> Deployment:
+    """Create a ``rollback`` deployment to ``to`` ("previous" or a deployment id) and start it."""
+    svc = deps.service(service)
+    if not isinstance(to, str) or not to:
+        raise BadRequest("'to' must be \"previous\" or a deployment id", code="bad_rollback")
+    holder = deps.ledger.lock_holder(svc.name)
+    if holder:
+        raise Conflict(f"{svc.name} is busy with deployment {holder}; roll back when it has "
+                       "finished", code="service_locked")
+    target = _target(deps, svc.name, to)
+    now = deps.clock()
+    current = deps.ecs.describe_service(svc.cluster, svc.service).get("taskDefinition")
+    dep = Deployment(
+        id=new_id(now), service=svc.name, kind="rollback", state=State.APPROVED,
+        created_at=iso(now), repository=target.repository, image_tag=target.image_tag,
+        tags=list(target.tags), image_digest=target.image_digest, image=target.image,
+        version=target.version, commit=target.commit, task_definition=target.task_definition,
+        task_definition_arn=target.task_definition_arn, previous_task_definition_arn=current,
+        network=target.network, rollback_of=target.id, reason=reason or None,
+        approvals=[{"by": identity, "via": "api", "decision": "approve", "comment": reason or "",
+                    "at": iso(now)}],
+        state_since=iso(now),
+    )
+    dep.log(f"rollback to {target.id} ({target.image_tag}) requested by {identity}"
+            + (f": {reason}" if reason else ""), now)
+    stored, _ = deps.ledger.create(dep, key=f"rollback#{dep.id}")
+    deps.tell(stored, ["CREATED", State.APPROVED.value])
+    deps.kick(stored.id)
+    return stored
+
+
+def _target(deps: Deps, service: str, to: str) -> Deployment:
+    if to == "previous":
+        good = [d for d in deps.ledger.list(service=service, state=State.SUCCEEDED.value, limit=20)
+                if d.task_definition_arn]
+        if not good:
+            raise Conflict(f"{service} has no successful deployment to roll back to",
+                           code="nothing_to_roll_back_to")
+        current = good[0].task_definition_arn
+        earlier = [d for d in good[1:] if d.task_definition_arn != current]
+        if not earlier:
+            raise Conflict(f"{service} has only one successful deployment; nothing earlier to "
+                           "return to", code="nothing_to_roll_back_to")
+        return earlier[0]
+    target = deps.ledger.get(to)
+    if target is None or target.service != service:
+        raise NotFound(f"no deployment {to!r} of {service}", code="unknown_deployment")
+    if target.state is not State.SUCCEEDED or not target.task_definition_arn:
+        raise Conflict(f"deployment {to} never succeeded; roll back only to a known-good one",
+                       code="not_known_good")
+    return target

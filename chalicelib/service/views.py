@@ -1,0 +1,33 @@
+"""The public JSON shape of a deployment (DESIGN.md 'Deployment JSON') plus display extras."""
+from __future__ import annotations
+
+from chalicelib.config import ServiceConfig
+from chalicelib.domain.model import Deployment
+
+CONTRACT_KEYS = (
+    "id", "service", "kind", "state", "repository", "image_tag", "image_digest", "image", "version",
+    "commit", "task_definition_arn", "previous_task_definition_arn", "migration",
+    "ecs_deployment_id", "approvals", "created_at", "updated_at", "finished_at", "reason",
+    "timeline",
+)
+
+
+def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
+    out = {k: getattr(dep, k) for k in CONTRACT_KEYS}
+    out["state"] = dep.state.value
+    if out["migration"]:
+        out["migration"] = {k: dep.migration.get(k) for k in ("task_arn", "exit_code", "stop_code",
+                                                               "reason")}
+    out.update(
+        tags=list(dep.tags), diff=list(dep.diff), expires_at=dep.expires_at,
+        not_before=dep.not_before, duration_seconds=dep.duration_seconds(),
+        rollback_of=dep.rollback_of,
+    )
+    if svc is not None:
+        out.update(
+            migration_command=list(svc.migration.command) if svc.migration and
+            dep.kind == "deploy" else None,
+            approvers=list(svc.approval.approvers), quorum=svc.approval.quorum,
+            github_repository=svc.notify.github_repository,
+        )
+    return out

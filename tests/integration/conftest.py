@@ -1,0 +1,164 @@
+"""Integration fixtures: a real moto server over HTTP on 127.0.0.1, provisioned like production.
+
+``stack`` gives every test a freshly reset AWS (tables from chalicelib.adapters.tables, the secret,
+the work queue, ECR repositories, an ECS cluster with the configured services running their first
+revision) and an app whose dependencies are rebuilt from the environment, as a Lambda would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from chalicelib import config as config_mod
+from chalicelib.adapters import tables
+from chalicelib.entrypoints import bootstrap
+from tests.conftest import CONFIG_DIR
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+class Clock:
+    """A clock tests can move; the app reads it through Deps.clock. Each reading ticks 10 ms, so
+    events keep their order as they would in real time."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=10)
+        return self.now
+
+    def advance(self, **kwargs) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Stack:
+    endpoint: str
+    config_dir: Path
+    secret: dict
+    queue_url: str
+    clock: Clock
+    services: dict = field(default_factory=dict)
+
+    def client(self, name: str):
+        return boto3.client(name, region_name=REGION, endpoint_url=self.endpoint)
+
+    def deps(self):
+        d = bootstrap.deps()
+        d.clock = self.clock
+        return d
+
+    def finish_rollout_in_moto(self, cluster: str, service: str) -> None:
+        """Stand-in for ECS: moto's UpdateService starts no new deployment, so make the service
+        look as AWS leaves it after a completed rollout (one PRIMARY on the new revision)."""
+        from moto.backends import get_backend
+
+        backend = get_backend("ecs")[ACCOUNT][REGION]
+        svc = backend.services[f"{cluster}:{service}"]
+        svc.deployments = [dict(svc.deployments[0], taskDefinition=svc.task_definition,
+                                status="PRIMARY", rolloutState="COMPLETED")]
+
+    def drain(self) -> int:
+        """Run the worker Lambda on every queued message, as SQS would; return how many ran."""
+        import app as app_module
+
+        sqs, ran = self.client("sqs"), 0
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                      WaitTimeSeconds=0).get("Messages", [])
+            if not got:
+                return ran
+            for msg in got:
+                self.deps()
+                app_module.work({"Records": [{
+                    "messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"],
+                    "body": msg["Body"], "attributes": {}, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "awsRegion": REGION,
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:slipway-work"}]}, None)
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+                ran += 1
+
+
+def provision(endpoint: str, config_dir: Path) -> tuple[dict, str, dict]:
+    """Create what a production account has, from the config dir. Returns (secret, queue, services)."""
+    def client(name):
+        return boto3.client(name, region_name=REGION, endpoint_url=endpoint)
+
+    ddb = client("dynamodb")
+    for spec in tables.all_tables(os.environ["SLIPWAY_TABLE"], os.environ["SLIPWAY_IDEMPOTENCY_TABLE"]):
+        ddb.create_table(**spec)
+    secret = {"slack_bot_token": "xoxb-" + secrets.token_hex(8),
+              "slack_signing_secret": secrets.token_hex(16),
+              "github_token": "ghp_" + secrets.token_hex(10),
+              "link_signing_key": secrets.token_hex(32)}
+    client("secretsmanager").create_secret(Name=os.environ["SLIPWAY_SECRET_ID"],
+                                           SecretString=json.dumps(secret))
+    queue_url = client("sqs").create_queue(QueueName="slipway-work")["QueueUrl"]
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+               for i in (1, 2)]
+    sg = ec2.create_security_group(GroupName="slipway-app", Description="app",
+                                   VpcId=vpc)["GroupId"]
+    ecs, ecr = client("ecs"), client("ecr")
+    cfg = config_mod.load(config_dir / "services.toml")
+    services = {}
+    for svc in cfg.services:
+        ecr.create_repository(repositoryName=svc.repository)
+        ecs.create_cluster(clusterName=svc.cluster)
+        body = svc.template or json.loads((config_dir / f"{svc.name}.bootstrap.json").read_text())
+        from chalicelib.domain.taskdef import pin_image
+
+        arn = ecs.register_task_definition(**pin_image(body, svc.container, body[
+            "containerDefinitions"][0]["image"]))["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=svc.cluster, serviceName=svc.service, taskDefinition=arn, desiredCount=1,
+            launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {
+                "subnets": subnets, "securityGroups": [sg], "assignPublicIp": "DISABLED"}},
+            deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True,
+                                                                  "rollback": True}})
+        services[svc.name] = {"first_revision": arn, "subnets": subnets, "security_group": sg}
+    return secret, queue_url, services
+
+
+@pytest.fixture
+def stack(moto_server, monkeypatch):
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    env = {
+        "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "SLIPWAY_CONFIG": str(CONFIG_DIR / "services.toml"), "SLIPWAY_TABLE": "slipway-test",
+        "SLIPWAY_IDEMPOTENCY_TABLE": "slipway-idem-test", "SLIPWAY_SECRET_ID": "slipway/test",
+        "SLIPWAY_PUBLIC_URL": "http://127.0.0.1:9", "POWERTOOLS_IDEMPOTENCY_DISABLED": "1",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/", "GITHUB_API_URL": "http://127.0.0.1:9",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    secret, queue_url, services = provision(moto_server, CONFIG_DIR)
+    monkeypatch.setenv("SLIPWAY_QUEUE_URL", queue_url)
+    bootstrap.reset()
+    s = Stack(moto_server, CONFIG_DIR, secret, queue_url, Clock(), services)
+    s.deps()
+    yield s
+    bootstrap.reset()
