@@ -1,0 +1,143 @@
+"""ONE contract suite for the ledger port, run against the in-memory fake and DynamoDB (on moto),
+so the fake the unit tests use cannot drift from the real thing."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from chalicelib.adapters.ledger_dynamodb import DynamoLedger
+from chalicelib.adapters.ledger_memory import MemoryLedger
+from chalicelib.domain.model import Deployment, State
+from chalicelib.errors import Conflict, ConcurrentUpdate
+
+
+def make(dep_id: str, service: str = "web", created: str = "2026-11-26T10:00:00Z",
+         state: State = State.PENDING_APPROVAL) -> Deployment:
+    return Deployment(id=dep_id, service=service, kind="deploy", state=state, created_at=created)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def ledger(request):
+    if request.param == "memory":
+        return MemoryLedger()
+    stack = request.getfixturevalue("stack")
+    return DynamoLedger(stack.client("dynamodb"), "slipway-test")
+
+
+def test_create_is_once_per_dedupe_key(ledger):
+    """A second deployment with the same key is not stored; the first one comes back."""
+    first, created = ledger.create(make("d-1"), "key#web#sha256:1")
+    again, created_again = ledger.create(make("d-2"), "key#web#sha256:1")
+    assert created and not created_again and again.id == "d-1"
+    assert ledger.get("d-2") is None and ledger.get("d-1").lock_version == 1
+
+
+def test_save_bumps_the_version_and_refuses_stale_writers(ledger):
+    """Two writers read the same version: the second write is refused, the first one stays."""
+    ledger.create(make("d-1"), "k1")
+    a, b = ledger.get("d-1"), ledger.get("d-1")
+    a.transition(State.APPROVED, "a", a_time())
+    ledger.save(a)
+    b.transition(State.REJECTED, "b", a_time())
+    with pytest.raises(ConcurrentUpdate):
+        ledger.save(b)
+    stored = ledger.get("d-1")
+    assert stored.state is State.APPROVED and stored.lock_version == 2
+    assert b.lock_version == 1  # a refused write leaves the caller's copy as it was
+
+
+def a_time():
+    from datetime import datetime, timezone
+
+    return datetime(2026, 11, 26, 11, tzinfo=timezone.utc)
+
+
+def test_many_concurrent_writers_exactly_one_wins(ledger):
+    """Twenty threads race to approve the same version; exactly one write lands."""
+    ledger.create(make("d-1"), "k1")
+    copies = [ledger.get("d-1") for _ in range(20)]
+    wins, barrier = [], threading.Barrier(20)
+
+    def write(dep):
+        dep.transition(State.APPROVED, "race", a_time())
+        barrier.wait()
+        try:
+            ledger.save(dep)
+            wins.append(dep)
+        except (ConcurrentUpdate, Conflict):
+            pass
+
+    threads = [threading.Thread(target=write, args=(c,)) for c in copies]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(wins) == 1 and ledger.get("d-1").lock_version == 2
+
+
+def test_pointers_find_their_deployment(ledger):
+    """A task ARN or ECS deployment id written with a save leads back to the deployment."""
+    ledger.create(make("d-1"), "k1")
+    dep = ledger.get("d-1")
+    dep.log("x", a_time())
+    ledger.save(dep, pointers=("task#arn:task/1", "ecsdep#ecs-svc/9"))
+    assert ledger.find("task#arn:task/1").id == "d-1"
+    assert ledger.find("ecsdep#ecs-svc/9").id == "d-1"
+    assert ledger.find("task#unknown") is None
+
+
+def test_a_busy_deployment_holds_its_service_until_it_finishes(ledger):
+    """While one deployment is being worked on, another of the same service cannot start."""
+    ledger.create(make("d-1"), "k1")
+    ledger.create(make("d-2", created="2026-11-26T10:00:01Z"), "k2")
+    ledger.create(make("d-3", service="other"), "k3")
+    one = ledger.get("d-1")
+    one.transition(State.APPROVED, "go", a_time())
+    ledger.save(one)
+    assert ledger.lock_holder("web") == "d-1"
+    two = ledger.get("d-2")
+    two.transition(State.APPROVED, "go", a_time())
+    with pytest.raises(Conflict) as err:
+        ledger.save(two)
+    assert err.value.code == "service_locked" and ledger.get("d-2").state is State.PENDING_APPROVAL
+    three = ledger.get("d-3")  # another service is not affected
+    three.transition(State.APPROVED, "go", a_time())
+    ledger.save(three)
+    one = ledger.get("d-1")
+    one.transition(State.FAILED, "boom", a_time())
+    ledger.save(one)
+    assert ledger.lock_holder("web") is None
+    two = ledger.get("d-2")
+    two.transition(State.APPROVED, "go", a_time())
+    ledger.save(two)
+    assert ledger.lock_holder("web") == "d-2"
+
+
+def test_a_busy_deployment_cannot_be_created_while_the_service_is_locked(ledger):
+    """A rollback created straight into APPROVED is refused while another one is busy."""
+    ledger.create(make("d-1", state=State.APPROVED), "k1")
+    with pytest.raises(Conflict):
+        ledger.create(make("d-2", state=State.APPROVED), "k2")
+    assert ledger.get("d-2") is None
+
+
+def test_list_is_newest_first_and_filters(ledger):
+    """Listing by service and state returns the newest first, up to the limit."""
+    for i in range(5):
+        ledger.create(make(f"d-{i}", service="web" if i % 2 == 0 else "api",
+                           created=f"2026-11-26T10:00:0{i}Z"), f"k{i}")
+    assert [d.id for d in ledger.list()] == ["d-4", "d-3", "d-2", "d-1", "d-0"]
+    assert [d.id for d in ledger.list(service="web", limit=2)] == ["d-4", "d-2"]
+    done = ledger.get("d-2")
+    done.transition(State.REJECTED, "no", a_time())
+    ledger.save(done)
+    assert [d.id for d in ledger.list(service="web", state="REJECTED")] == ["d-2"]
+    assert sorted(d.id for d in ledger.unfinished()) == ["d-0", "d-1", "d-3", "d-4"]
+
+
+def test_jobs_store_and_clear(ledger):
+    """A pruning job's progress survives between invocations and can be cleared."""
+    assert ledger.get_job("prune#web") is None
+    ledger.put_job("prune#web", {"revisions": [1, 2, 3]})
+    assert ledger.get_job("prune#web") == {"revisions": [1, 2, 3]}
+    ledger.put_job("prune#web", None)
+    assert ledger.get_job("prune#web") is None

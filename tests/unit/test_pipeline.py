@@ -1,0 +1,262 @@
+"""The service layer on in-memory fakes: intake, decisions, migration, rollout, reconcile, prune."""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib import config as config_mod
+from chalicelib.adapters.ledger_memory import MemoryLedger
+from chalicelib.domain.model import State
+from chalicelib.errors import Conflict, Forbidden
+from chalicelib.service import decisions, intake, pipeline, prune, reconcile, rollback
+from chalicelib.service.deps import Deps, Settings
+from chalicelib.service.events import DeploymentChanged, TaskStopped
+from tests.conftest import CONFIG_DIR, fresh_id, load_event
+from tests.fakes import FakeEcs, QueueDispatcher, RecordingNotifier
+
+WEB, WORKER = "better-chatbot", "better-chatbot-worker"
+DIGESTS = iter(f"sha256:{i:064x}" for i in range(1, 10_000))
+
+
+class Clock:
+    def __init__(self):
+        self.now = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self):
+        self.now += timedelta(milliseconds=10)
+        return self.now
+
+
+@pytest.fixture
+def world():
+    cfg = config_mod.load(CONFIG_DIR / "services.toml")
+    ecs = FakeEcs()
+    for svc in cfg.services:
+        body = svc.template or {"family": svc.service, "containerDefinitions": [
+            {"name": svc.container, "image": "bootstrap:1"}]}
+        ecs.add_service(svc.cluster, svc.service, body)
+    deps = Deps(config=cfg, ledger=MemoryLedger(), ecs=ecs, notifier=RecordingNotifier(),
+                dispatcher=QueueDispatcher(), secrets=lambda: {"link_signing_key": "k" * 32},
+                clock=Clock(), settings=Settings(stale_seconds=60))
+    return deps
+
+
+def push(deps, service=WEB, tags=("abc123d", "1.22.0-abc123d", "latest")):
+    digest = next(DIGESTS)
+    svc = deps.config.service(service)
+    deps.ecs.images[(svc.repository, digest)] = list(tags)
+    for tag in tags:
+        event = fresh_id(load_event("ecr_push_sha"))
+        event["detail"].update({"repository-name": svc.repository, "image-digest": digest,
+                                "image-tag": tag})
+        intake.on_image_pushed(deps, event)
+    return deps.ledger.find(f"key#{service}#{digest}")
+
+
+def approve(deps, dep, who="slack:U0APPROVER1"):
+    out = decisions.decide(deps, dep.id, identity=who, via="slack", decision="approve")
+    deps.dispatcher.drain(deps)
+    return out
+
+
+def stopped(dep, exit_code=0, stop_code="EssentialContainerExited"):
+    return TaskStopped(task_arn=dep.migration["task_arn"], cluster_arn="", version=3,
+                       started_by=f"slipway/{dep.id}", last_status="STOPPED",
+                       stop_code=stop_code, stopped_reason="Essential container in task exited",
+                       containers=({"name": "app", "exitCode": exit_code},))
+
+
+def completed(dep, name="SERVICE_DEPLOYMENT_COMPLETED", reason="done"):
+    return DeploymentChanged(name, dep.ecs_deployment_id, reason, None)
+
+
+def to_success(deps, tags=("abc123d", "1.22.0-abc123d", "latest")):
+    dep = push(deps, tags=tags)
+    approve(deps, dep)
+    dep = deps.load(dep.id)
+    pipeline.migration_stopped(deps, stopped(dep))
+    dep = deps.load(dep.id)
+    deps.ecs.finish_rollout("production-cluster", WEB)
+    pipeline.rollout_changed(deps, completed(dep), prune=prune.after_success)
+    return deps.load(dep.id)
+
+
+def test_a_whole_deployment_takes_few_aws_calls(world):
+    """Push → SUCCEEDED costs a handful of ECS/ECR calls, whatever the rollout takes (≤ 12)."""
+    dep = push(world)
+    approve(world, dep)
+    dep = world.load(dep.id)
+    pipeline.migration_stopped(world, stopped(dep))
+    before_prune = len(world.ecs.calls)
+    world.ecs.finish_rollout("production-cluster", WEB)
+    pipeline.rollout_changed(world, completed(world.load(dep.id)))
+    assert world.load(dep.id).state is State.SUCCEEDED
+    assert before_prune <= 12, world.ecs.calls
+
+
+def test_a_newer_push_supersedes_the_pending_one(world):
+    """Only the newest image waits for approval; the older request is closed as SUPERSEDED."""
+    old = push(world, tags=("1111111",))
+    new = push(world, tags=("2222222",))
+    assert world.load(old.id).state is State.SUPERSEDED
+    assert new.id in world.load(old.id).reason
+    with pytest.raises(Conflict, match="superseded"):
+        approve(world, world.load(old.id))
+
+
+def test_a_service_without_approval_goes_straight_on(world):
+    """The worker service needs no approval: the push alone deploys it (no migration)."""
+    dep = push(world, service=WORKER)
+    world.dispatcher.drain(world)
+    dep = world.load(dep.id)
+    assert dep.state is State.DEPLOYING and dep.ecs_deployment_id
+    assert "RunTask" not in world.ecs.calls
+    image = world.ecs.task_definitions[dep.task_definition_arn]["containerDefinitions"][0]["image"]
+    assert image == dep.image
+
+
+def test_approval_policy_stranger_quorum_wait_and_self_review(world):
+    """Strangers are refused, quorum counts distinct people, wait and self-review are enforced."""
+    policy = world.config.service(WEB).approval
+    world.config = dataclasses.replace(world.config, services=tuple(
+        dataclasses.replace(s, approval=dataclasses.replace(
+            policy, approvers=("slack:U0A", "slack:U0B", "github:octocat"), quorum=2,
+            wait_minutes=5)) if s.name == WEB else s for s in world.config.services))
+    dep = push(world)
+    with pytest.raises(Forbidden):
+        decisions.decide(world, dep.id, identity="slack:U0STRANGER", via="slack",
+                         decision="approve")
+    with pytest.raises(Conflict, match="open at"):
+        decisions.decide(world, dep.id, identity="slack:U0A", via="slack", decision="approve")
+    world.clock.now += timedelta(minutes=6)
+    first = decisions.decide(world, dep.id, identity="slack:U0A", via="slack", decision="approve")
+    again = decisions.decide(world, dep.id, identity="slack:U0A", via="link", decision="approve")
+    assert "1 of 2" in first.message and "already approved" in again.message
+    assert world.load(dep.id).state is State.PENDING_APPROVAL
+    stored = world.load(dep.id)
+    stored.notifications["author"] = "github:octocat"
+    world.ledger.save(stored)
+    with pytest.raises(Forbidden, match="you wrote this change"):
+        decisions.decide(world, dep.id, identity="github:octocat", via="link", decision="approve")
+    done = decisions.decide(world, dep.id, identity="slack:U0B", via="slack", decision="approve")
+    assert done.deployment.state is State.APPROVED
+    assert [a["by"] for a in done.deployment.approvals] == ["slack:U0A", "slack:U0B"]
+
+
+def test_a_used_link_cannot_decide_again(world):
+    """A link's nonce is spent by its decision; presenting it again is a 409."""
+    dep = push(world)
+    decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="link", decision="reject",
+                     comment="not today", link_nonce="n1")
+    assert world.load(dep.id).state is State.REJECTED
+    with pytest.raises(Conflict, match="already used"):
+        decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="link",
+                         decision="approve", link_nonce="n1")
+
+
+def test_reconciler_expires_stale_approvals(world):
+    """A request nobody approved within expires_hours becomes EXPIRED and people are told."""
+    dep = push(world)
+    world.clock.now += timedelta(hours=25)
+    done = reconcile.reconcile(world)
+    assert done[dep.id] == "expired" and world.load(dep.id).state is State.EXPIRED
+    assert (dep.id, "EXPIRED", ("EXPIRED",)) in world.notifier.seen
+
+
+def test_reconciler_recovers_a_lost_task_event(world):
+    """If the STOPPED event never arrives, the reconciler reads the task and carries on."""
+    dep = push(world)
+    approve(world, dep)
+    dep = world.load(dep.id)
+    task = world.ecs.tasks[dep.migration["task_arn"]]
+    task.update(lastStatus="STOPPED", stopCode="EssentialContainerExited", version=4,
+                containers=[{"name": "app", "exitCode": 0}])
+    assert reconcile.reconcile(world) == {}  # not stale yet: the event may still come
+    world.clock.now += timedelta(minutes=2)
+    done = reconcile.reconcile(world)
+    assert "recovered lost task event" in done[dep.id]
+    assert world.load(dep.id).state is State.DEPLOYING
+
+
+def test_reconciler_stops_a_migration_past_its_timeout(world):
+    """A migration running longer than timeout_minutes is stopped and the deployment FAILED."""
+    dep = push(world)
+    approve(world, dep)
+    world.clock.now += timedelta(minutes=16)  # timeout_minutes = 15 in services.toml
+    done = reconcile.reconcile(world)
+    dep = world.load(dep.id)
+    assert done[dep.id] == "failed: migration timed out" and dep.state is State.FAILED
+    assert world.ecs.tasks[dep.migration["task_arn"]]["lastStatus"] == "STOPPED"
+    assert "UpdateService" not in world.ecs.calls
+
+
+def test_reconciler_recovers_a_lost_rollout_event(world):
+    """If COMPLETED never arrives, DescribeServices' rolloutState finishes the deployment."""
+    dep = push(world)
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    world.ecs.finish_rollout("production-cluster", WEB)
+    world.clock.now += timedelta(minutes=2)
+    done = reconcile.reconcile(world)
+    assert "SUCCEEDED" in done[dep.id] and world.load(dep.id).state is State.SUCCEEDED
+
+
+def test_circuit_breaker_failure_is_rolled_back(world):
+    """A FAILED rollout on a service whose circuit breaker rolls back ends ROLLED_BACK."""
+    dep = push(world)
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    out = pipeline.rollout_changed(world, completed(
+        world.load(dep.id), "SERVICE_DEPLOYMENT_FAILED",
+        "ECS deployment circuit breaker: task failed to start."))
+    dep = world.load(dep.id)
+    assert out.endswith("ROLLED_BACK") and dep.state is State.ROLLED_BACK
+    assert "circuit breaker" in dep.reason
+
+
+def test_an_ecs_refusal_fails_the_deployment_with_the_reason(world):
+    """If RunTask is refused, the deployment is FAILED with ECS's words, and nothing else runs."""
+    world.ecs.fail_run_task = "No Container Instances were found in your cluster."
+    dep = push(world)
+    approve(world, dep)
+    dep = world.load(dep.id)
+    assert dep.state is State.FAILED and "No Container Instances" in dep.reason
+    assert world.ledger.lock_holder(WEB) is None
+
+
+def test_pruning_a_huge_family_resumes_across_invocations(world):
+    """5,000 revisions: ⌈N/100⌉ list calls once, then deregistration continues where it stopped."""
+    template = world.config.service(WEB).template
+    for _ in range(5_000):
+        world.ecs._register(template)
+    world.settings.prune_batch = 2_000
+    dep = to_success(world, tags=("abc123d", "1.22.0-abc123d"))
+    lists = world.ecs.calls.count("ListTaskDefinitions")
+    assert lists == 51  # 5,002 ACTIVE revisions, 100 a page
+    assert world.ecs.calls.count("DeregisterTaskDefinition") == 2_000
+    assert len(world.ledger.get_job("prune#better-chatbot")["revisions"]) > 0
+    reconcile.reconcile(world)
+    reconcile.reconcile(world)
+    assert world.ecs.calls.count("ListTaskDefinitions") == lists  # resumed, not re-listed
+    assert world.ledger.get_job("prune#better-chatbot") is None
+    family = [a for a in world.ecs.active if "/better-chatbot:" in a]
+    assert len(family) == 5 and dep.task_definition_arn in family
+
+
+def test_pruning_skips_images_without_a_release_tag(world):
+    """only_tags: a build without a version tag (not main/develop) prunes nothing."""
+    template = world.config.service(WEB).template
+    for _ in range(10):
+        world.ecs._register(template)
+    dep = to_success(world, tags=("abc123d",))
+    assert "DeregisterTaskDefinition" not in world.ecs.calls
+    assert any("pruning skipped" in t["note"] for t in dep.timeline)
+
+
+def test_rollback_of_a_service_that_never_succeeded_is_refused(world):
+    """With no earlier good deployment there is nothing to roll back to: 409, nothing created."""
+    with pytest.raises(Conflict, match="no successful deployment"):
+        rollback.rollback(world, WEB, "previous", "", "iam:me")
+    assert world.ledger.list() == []
