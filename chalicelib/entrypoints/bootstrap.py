@@ -10,6 +10,7 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.ecs import Ecs
 from chalicelib.adapters.ledger_dynamodb import DynamoLedger
 from chalicelib.adapters.log_notifier import FanOut, LogNotifier
+from chalicelib.adapters.metrics import MetricsNotifier
 from chalicelib.adapters.queue import SqsDispatcher
 from chalicelib.errors import ConfigError
 from chalicelib.service.deps import Deps, Settings
@@ -67,7 +68,7 @@ def deps() -> Deps:
         secrets=functools.partial(load_secret, _env("SLIPWAY_SECRET_ID")),
         settings=settings(),
     )
-    d.notifier = FanOut(LogNotifier(), *notifiers.build(d))
+    d.notifier = FanOut(LogNotifier(), MetricsNotifier(), *notifiers.build(d))
     return d
 
 

@@ -260,3 +260,28 @@ def test_rollback_of_a_service_that_never_succeeded_is_refused(world):
     with pytest.raises(Conflict, match="no successful deployment"):
         rollback.rollback(world, WEB, "previous", "", "iam:me")
     assert world.ledger.list() == []
+
+
+def test_finished_deployments_emit_duration_and_success_metrics(world, capsys):
+    """SUCCEEDED and FAILED deployments become CloudWatch metrics (EMF lines on stdout)."""
+    import json
+
+    from chalicelib.adapters.metrics import MetricsNotifier
+
+    world.notifier = MetricsNotifier()
+    to_success(world)
+    failing = push(world, tags=("2222222", "1.23.0-2222222"))
+    approve(world, failing)
+    pipeline.migration_stopped(world, stopped(world.load(failing.id), exit_code=1))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{") and "_aws" in line]
+    by_name = {}
+    for line in lines:
+        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = line[metric["Name"]]
+            by_name.setdefault(metric["Name"], []).extend(value if isinstance(value, list)
+                                                          else [value])
+    assert by_name["DeploymentFinished"] == [1.0, 1.0]
+    assert by_name["DeploymentSucceeded"] == [1.0, 0.0]
+    assert len(by_name["DeploymentDuration"]) == 2 and all(d > 0 for d in by_name[
+        "DeploymentDuration"])
