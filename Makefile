@@ -40,7 +40,10 @@ package: venv
 	rm -rf chalicelib/ecs/$(STAGE)
 	mkdir -p chalicelib/ecs
 	cp -R $(CONFIG_DIR) chalicelib/ecs/$(STAGE)
-	SLIPWAY_WORK_QUEUE=slipway-$(STAGE)-work $(VENV)/bin/chalice package --stage $(STAGE) build/package
+	mkdir -p build
+	$(PY) deploy/resources.py $(STAGE) > build/resources.json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SLIPWAY_WORK_QUEUE=slipway-$(STAGE)-work $(VENV)/bin/chalice package --stage $(STAGE) \
+		--merge-template build/resources.json build/package
 
 clean:
 	rm -rf build chalicelib/ecs test-artifacts .pytest_cache
