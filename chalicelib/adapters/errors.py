@@ -23,6 +23,11 @@ class NotificationError(AdapterError):
         self.error = error
 
 
+#: AWS error codes worth another try (a queue or EventBridge redelivers); None = no answer at all.
+RETRYABLE_CODES = frozenset({None, "ThrottlingException", "ServerException", "ServiceUnavailable",
+                             "RequestLimitExceeded", "InternalFailure", "InternalServerError"})
+
+
 class AwsError(AdapterError):
     """An AWS call failed for a reason the caller should report (not a bug of ours)."""
 
@@ -30,3 +35,7 @@ class AwsError(AdapterError):
         super().__init__(message)
         self.message = message
         self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES

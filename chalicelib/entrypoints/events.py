@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from chalicelib.adapters.errors import AwsError
 from chalicelib.entrypoints import bootstrap
 from chalicelib.errors import BadRequest, Conflict, NotFound
 
@@ -26,6 +27,13 @@ def handle_event(kind: str, fn: Callable[[Any, Any], Any], event: Any) -> dict:
                     extra={"event_kind": kind, "error": exc.code})
         _count("EventsRejected", kind)
         return {"ok": False, "error": exc.code, "message": exc.message}
+    except AwsError as exc:
+        if exc.retryable:
+            raise  # EventBridge / SQS try again later
+        log.error("%s event failed for good: %s", kind, exc.message,
+                  extra={"event_kind": kind, "error": exc.code})
+        _count("EventsFailed", kind)
+        return {"ok": False, "error": "aws_refused", "message": exc.message}
     log.info("%s event handled: %s", kind, result, extra={"event_kind": kind})
     return {"ok": True, "result": result}
 

@@ -17,9 +17,6 @@ from chalicelib.service.events import (DeploymentChanged, TaskStopped, deploymen
                                        task_stopped)
 
 log = logging.getLogger("slipway.pipeline")
-#: AWS error codes worth another try (the queue redelivers); anything else fails the deployment.
-RETRYABLE = {None, "ThrottlingException", "ServerException", "ServiceUnavailable",
-             "RequestLimitExceeded", "InternalFailure"}
 STARTED_BY = "slipway/"
 
 
@@ -45,7 +42,7 @@ def advance(deps: Deps, dep_id: str) -> Deployment:
     except ConcurrentUpdate:
         log.info("%s: another worker is on it", dep_id)
     except AwsError as exc:
-        if exc.code in RETRYABLE:
+        if exc.retryable:  # the queue redelivers; anything else fails the deployment
             raise
         _fail(deps, dep_id, f"ECS refused: {exc.message}")
     return deps.load(dep_id)

@@ -281,3 +281,60 @@ def test_a_malformed_work_message_is_dropped(stack, client):
         "messageAttributes": {}, "eventSource": "aws:sqs"}]}).payload
     assert out is None
     assert stack.client("dynamodb").scan(TableName="slipway-test")["Count"] == 0
+
+
+def test_a_push_for_a_service_missing_in_ecs_is_refused_clearly(stack, client):
+    """If the configured ECS service does not exist, the push is dropped with ECS's reason."""
+    ecs = stack.client("ecs")
+    ecs.update_service(cluster="production-cluster", service=SERVICE, desiredCount=0)
+    ecs.delete_service(cluster="production-cluster", service=SERVICE)
+    digest = push_image(stack, SERVICE, ["abc123d"])
+    out = deliver(client, "on_image_pushed", push_events(SERVICE, digest, ["abc123d"])[0])
+    assert out["ok"] is False and out["error"] == "aws_refused"
+    assert "better-chatbot" in out["message"]
+    assert client.http.get("/deployments").json_body["deployments"] == []
+
+
+def test_api_errors_are_json_with_the_right_status(stack, client):
+    """Unknown ids are 404, bad parameters 400, each with a code and a message."""
+    res = client.http.get("/deployments/d-nope")
+    assert res.status_code == 404 and res.json_body["error"] == "unknown_deployment"
+    res = client.http.get("/deployments?limit=abc")
+    assert res.status_code == 400 and res.json_body["error"] == "bad_parameter"
+    res = client.http.get("/deployments?state=DONE")
+    assert res.status_code == 400 and "PENDING_APPROVAL" in res.json_body["message"]
+    res = client.http.get("/services/nope")
+    assert res.status_code == 404 and res.json_body["error"] == "unknown_service"
+    res = client.http.post(f"/services/{SERVICE}/rollback", headers={
+        "Content-Type": "application/json"}, body="{not json")
+    assert res.status_code == 400 and res.json_body["error"] == "bad_json"
+    assert client.http.get("/health").json_body == {"ok": True}
+
+
+def test_approval_page_shows_what_ships_and_changes_nothing(stack, client):
+    """GET on a link (as an unfurler would) renders the page; the deployment stays pending."""
+    dep = push(stack, client)
+    url = decisions.link_for(stack.deps(), stack.deps().load(dep["id"]), "slack:U0APPROVER1")
+    path = url.split("127.0.0.1:9", 1)[1]
+    for _ in range(3):
+        page = client.http.get(path, headers={"User-Agent": "Slackbot-LinkExpanding 1.0"})
+        assert page.status_code == 200
+    html = page.body.decode()
+    assert "1.22.0" in html and "pnpm db:migrate" in html and "container[app].image" in html
+    assert get(client, dep["id"])["state"] == "PENDING_APPROVAL"
+    forged = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert client.http.get(forged).status_code == 401
+
+
+def test_a_link_works_once(stack, client):
+    """The second POST with the same link is a 409 and changes nothing."""
+    dep = push(stack, client)
+    url = decisions.link_for(stack.deps(), stack.deps().load(dep["id"]), "slack:U0APPROVER1")
+    dep_id, token = link_token(url)
+    body = urlencode({"token": token, "decision": "reject", "comment": "<b>not now</b>"})
+    first = client.http.post(f"/approvals/{dep_id}", headers=FORM, body=body)
+    second = client.http.post(f"/approvals/{dep_id}", headers=FORM, body=body)
+    assert first.status_code == 200 and second.status_code == 409
+    assert b"<b>not now" not in first.body  # comments are escaped in pages
+    dep = get(client, dep_id)
+    assert dep["state"] == "REJECTED" and dep["approvals"][0]["comment"] == "<b>not now</b>"
