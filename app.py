@@ -7,19 +7,21 @@ from aws_lambda_powertools import Logger
 from chalice import Chalice, IAMAuthorizer, Rate
 
 from chalicelib.entrypoints import bootstrap
-from chalicelib.entrypoints import routes
+from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
+from chalicelib.entrypoints.idempotency import once_per_event
 from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
 
 app = Chalice(app_name="slipway")
 logger = Logger(service="slipway")
 routes.register(app, IAMAuthorizer())
+slack_routes.register(app)
 
 
 @app.on_cw_event({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],
                   "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}})
 def on_image_pushed(event):
-    return handle_event("ecr-push", intake.on_image_pushed, event)
+    return handle_event("ecr-push", once_per_event(intake.on_image_pushed, event.context), event)
 
 
 @app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],

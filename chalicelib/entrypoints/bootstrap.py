@@ -51,6 +51,7 @@ def settings() -> Settings:
         public_url=os.environ.get("SLIPWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
         stale_seconds=float(os.environ.get("SLIPWAY_STALE_SECONDS", "600")),
         prune_batch=int(os.environ.get("SLIPWAY_PRUNE_BATCH", "10000")),
+        idempotency_table=os.environ.get("SLIPWAY_IDEMPOTENCY_TABLE"),
     )
 
 
@@ -74,7 +75,10 @@ def deps() -> Deps:
 
 def reset() -> None:
     """Forget everything built (tests and the devstack change the environment)."""
+    from chalicelib.entrypoints import idempotency
+
     deps.cache_clear()
+    idempotency.reset()
     _secrets_provider.cache_clear()
     aws.reset()
     try:

@@ -23,7 +23,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     stale_seconds: float = 600  # how long the reconciler waits for a missing ECS event
     prune_batch: int = 10_000  # most revisions one invocation deregisters before resuming later
-    link_hours: float | None = None  # approval links live as long as the request unless set
+    idempotency_table: str | None = None  # powertools' store for ECR event redeliveries
 
 
 @dataclass

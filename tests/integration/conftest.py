@@ -150,7 +150,7 @@ def stack(moto_server, monkeypatch):
         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
         "SLIPWAY_CONFIG": str(CONFIG_DIR / "services.toml"), "SLIPWAY_TABLE": "slipway-test",
         "SLIPWAY_IDEMPOTENCY_TABLE": "slipway-idem-test", "SLIPWAY_SECRET_ID": "slipway/test",
-        "SLIPWAY_PUBLIC_URL": "http://127.0.0.1:9", "POWERTOOLS_IDEMPOTENCY_DISABLED": "1",
+        "SLIPWAY_PUBLIC_URL": "http://127.0.0.1:9",
         "SLACK_API_URL": "http://127.0.0.1:9/api/", "GITHUB_API_URL": "http://127.0.0.1:9",
     }
     for key, value in env.items():

@@ -19,7 +19,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 @pytest.fixture
 def client(stack):
-    with Client(app_module.app) as c:
+    with Client(app_module.app, stage_name="test") as c:
         yield c
 
 
@@ -202,7 +202,7 @@ def test_two_approvals_at_once_start_one_migration(stack, client, calls):
     def click(url):
         dep_id, token = link_token(url)
         barrier.wait()
-        with Client(app_module.app) as c:
+        with Client(app_module.app, stage_name="test") as c:
             statuses.append(c.http.post(f"/approvals/{dep_id}", headers=FORM, body=urlencode(
                 {"token": token, "decision": "approve"})).status_code)
 
@@ -338,3 +338,16 @@ def test_a_link_works_once(stack, client):
     assert b"<b>not now" not in first.body  # comments are escaped in pages
     dep = get(client, dep_id)
     assert dep["state"] == "REJECTED" and dep["approvals"][0]["comment"] == "<b>not now</b>"
+
+
+def test_an_exact_redelivery_is_answered_from_the_idempotency_store(stack, client, calls):
+    """The same event id twice: the second answer is the first one, and ECS is not asked again."""
+    digest = push_image(stack, SERVICE, ["abc123d"])
+    event = push_events(SERVICE, digest, ["abc123d"])[0]
+    first = deliver(client, "on_image_pushed", event)
+    asked = len(calls)
+    second = deliver(client, "on_image_pushed", event)
+    assert first == second and first["result"][0].startswith("created")
+    assert len(calls) == asked
+    stored = stack.client("dynamodb").scan(TableName="slipway-idem-test")["Items"]
+    assert len(stored) == 1 and stored[0]["status"]["S"] == "COMPLETED"
