@@ -1,12 +1,11 @@
 """Slack Block Kit payloads for a deployment: pure functions over plain dicts.
 
-``request_message`` builds the approval request, ``status_message`` the same
-message as the deployment moves (for ``chat.update``), ``thread_text`` a
-threaded detail. Every string that comes from outside (tags, versions, commits,
-comments, reasons, diff values, service names) goes through ``escape_mrkdwn``,
-so a hostile tag such as ``<!channel>`` shows as text and pings nobody. Users
-are mentioned (``<@U…>``) only for identities Slipway produced itself
-(``slack:U…`` approvers and approvals), never from raw input.
+``request_message`` builds the approval request, ``status_message`` the same message as the
+deployment moves (for ``chat.update``), ``thread_text`` a threaded detail. Every string that comes
+from outside (tags, versions, commits, comments, reasons, diff values, service names) goes through
+``escape_mrkdwn``, so a hostile tag such as ``<!channel>`` shows as text and pings nobody. Users are
+mentioned (``<@U…>``) only for identities Slipway produced itself (``slack:U…`` approvers and
+approvals), never from raw input.
 """
 from __future__ import annotations
 
@@ -67,8 +66,7 @@ def _body(dep: dict) -> list[dict]:
         {"type": "header", "text": {"type": "plain_text", "text": _fit(_title(dep), HEADER_LIMIT)}},
         {"type": "section", "fields": [_mrkdwn(field) for field in _fields(dep)]},
     ]
-    diff = _diff_section(dep.get("diff"))
-    blocks += [_section(diff)] if diff else []
+    blocks += [_section(diff)] if (diff := _diff_section(dep.get("diff"))) else []
     blocks.append({"type": "context", "elements": [_mrkdwn(_footer(dep))]})
     return blocks
 
@@ -235,14 +233,22 @@ def _actions(dep: dict) -> dict:
     dep_id = str(dep.get("id"))
     elements: list[dict] = [
         _button("Approve", ACTION_APPROVE, value=dep_id, style="primary"),
-        _button("Reject", ACTION_REJECT, value=dep_id, style="danger"),
+        _button("Reject", ACTION_REJECT, value=dep_id, style="danger", confirm=_REJECT_CONFIRM),
     ]
     if dep.get("approval_url"):
         elements.append(_button("Review in browser", ACTION_REVIEW, url=str(dep["approval_url"])))
     return {"type": "actions", "elements": elements}
 
 
-def _button(label: str, action_id: str, **extra: str) -> dict:
+# A Slack reject is final (comment "rejected in Slack"), so Slack asks first; reasons go by link.
+_REJECT_CONFIRM = {"title": {"type": "plain_text", "text": "Reject this deployment?"},
+                   "text": {"type": "plain_text", "text": "It will not be deployed; this cannot be "
+                            "undone. To give a reason, reject from your personal link."},
+                   "confirm": {"type": "plain_text", "text": "Reject"},
+                   "deny": {"type": "plain_text", "text": "Cancel"}, "style": "danger"}
+
+
+def _button(label: str, action_id: str, **extra: Any) -> dict:
     return {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, **extra}
 
 

@@ -81,9 +81,15 @@ def _diff_value(path: str, old: Any, new: Any, out: list[dict]) -> None:
         for key in sorted(set(old) | set(new), key=str):
             sub = f"{path}.{key}" if path else str(key)
             _diff_value(sub, old.get(key), new.get(key), out)
-    elif old != new:
+    elif old != new and not (_unset(path, old) and _unset(path, new)):
         show = _redacted if _secret_path(path) else _show
         out.append({"path": path, "old": show(old), "new": show(new)})
+
+
+def _unset(path: str, value: Any) -> bool:
+    """Absent, or the default DescribeTaskDefinition fills in for it ([], {}, a container's cpu 0)."""
+    return value is None or value == [] or value == {} or (
+        value == 0 and path.startswith("container[") and path.endswith("].cpu"))
 
 
 def _redacted(value: Any) -> str | None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib.config import Config, ServiceConfig
-from chalicelib.domain.model import Deployment
+from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import ConcurrentUpdate, NotFound
 from chalicelib.service.ports import Dispatcher, Ledger, Notifier
 
@@ -69,6 +69,20 @@ class Deps:
             self.notifier.changed(dep, changes)
         except Exception:  # a notifier must never break the pipeline
             log.exception("notifier failed for %s", dep.id)
+
+
+def finish(deps: Deps, dep_id: str, to: State, reason: str, *,
+           only_from: State | None = None) -> None:
+    """End a deployment with ``reason`` unless it has already ended (or left ``only_from``)."""
+    def step() -> None:
+        dep = deps.load(dep_id)
+        if dep.state.terminal or (only_from is not None and dep.state is not only_from):
+            return
+        dep.reason = reason
+        dep.transition(to, reason, deps.clock())
+        deps.commit(dep)
+
+    retrying(step)
 
 
 def retrying(fn: Callable[[], Any], attempts: int = 8) -> Any:

@@ -9,7 +9,7 @@ from chalicelib.domain import approval, taskdef
 from chalicelib.domain.model import Deployment, State, iso, new_id
 from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
-from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import ImagePushed, image_pushed
 
 log = logging.getLogger("slipway.intake")
@@ -104,14 +104,8 @@ def _supersede_older(deps: Deps, newest: Deployment) -> None:
         if (older.created_at, older.id) >= (newest.created_at, newest.id):
             continue
 
-        def step(dep_id: str = older.id) -> None:
-            dep = deps.load(dep_id)
-            if dep.state is State.PENDING_APPROVAL:
-                dep.reason = f"superseded by {newest.id} ({newest.image_tag})"
-                dep.transition(State.SUPERSEDED, dep.reason, deps.clock())
-                deps.commit(dep)
-
-        retrying(step)
+        finish(deps, older.id, State.SUPERSEDED, f"superseded by {newest.id} ({newest.image_tag})",
+               only_from=State.PENDING_APPROVAL)
 
 
 def auto_approve(deps: Deps, dep_id: str) -> None:

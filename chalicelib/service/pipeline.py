@@ -12,7 +12,7 @@ import logging
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import ConcurrentUpdate
-from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import (DeploymentChanged, TaskStopped, deployment_changed,
                                        task_stopped)
 
@@ -44,7 +44,7 @@ def advance(deps: Deps, dep_id: str) -> Deployment:
     except AwsError as exc:
         if exc.retryable:  # the queue redelivers; anything else fails the deployment
             raise
-        _fail(deps, dep_id, f"ECS refused: {exc.message}")
+        finish(deps, dep_id, State.FAILED, f"ECS refused: {exc.message}")
     return deps.load(dep_id)
 
 
@@ -72,18 +72,6 @@ def _update_service(deps: Deps, dep: Deployment) -> None:
             f" (ECS deployment {ecs_id})", deps.clock())
     dep.changes.append("ROLLOUT_STARTED")
     deps.commit(dep, pointers=(f"ecsdep#{ecs_id}",) if ecs_id else ())
-
-
-def _fail(deps: Deps, dep_id: str, reason: str, to: State = State.FAILED) -> None:
-    def step() -> None:
-        dep = deps.load(dep_id)
-        if dep.state.terminal:
-            return
-        dep.reason = reason
-        dep.transition(to, reason, deps.clock())
-        deps.commit(dep)
-
-    retrying(step)
 
 
 # -- the migration task stopped ------------------------------------------------------------------
@@ -169,8 +157,7 @@ def _rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     if dep is None and "rolling back" in change.reason and change.service_arn:
         dep = _deploying_on(deps, change.service_arn)
         if dep is not None:
-            _fail(deps, dep.id, f"ECS circuit breaker rolled back: {change.reason}",
-                  State.ROLLED_BACK)
+            finish(deps, dep.id, State.ROLLED_BACK, f"ECS circuit breaker rolled back: {change.reason}")
             return f"{dep.id} ROLLED_BACK"
     if dep is None:
         return f"ignored: {change.deployment_id} is not a Slipway rollout"
@@ -186,8 +173,8 @@ def _rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
         return f"{dep.id} SUCCEEDED"
     if name == "SERVICE_DEPLOYMENT_FAILED":
         rolled = (dep.network or {}).get("circuit_breaker_rollback")
-        _fail(deps, dep.id, f"rollout failed: {change.reason}",
-              State.ROLLED_BACK if rolled else State.FAILED)
+        finish(deps, dep.id, State.ROLLED_BACK if rolled else State.FAILED,
+               f"rollout failed: {change.reason}")
         return f"{dep.id} {'ROLLED_BACK' if rolled else 'FAILED'}"
     if name == "SERVICE_DEPLOYMENT_IN_PROGRESS":
         if not any(t["note"].startswith("rollout in progress") for t in dep.timeline):

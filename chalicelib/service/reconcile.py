@@ -7,11 +7,12 @@ import logging
 from datetime import datetime
 
 from chalicelib.adapters.errors import AwsError
+from chalicelib.adapters.notifiers import resync_pending
 from chalicelib.domain.approval import is_expired
 from chalicelib.domain.model import Deployment, State, parse_iso
 from chalicelib.errors import SlipwayError
 from chalicelib.service import intake, pipeline, prune
-from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import DeploymentChanged, task_from_detail
 
 log = logging.getLogger("slipway.reconcile")
@@ -29,6 +30,7 @@ def reconcile(deps: Deps) -> dict[str, str]:
             log.warning("reconcile %s: %s", dep.id, outcome)
         if outcome:
             done[dep.id] = outcome
+    done.update(resync_pending(deps))  # Slack/GitHub notifications that failed earlier
     try:
         removed = prune.resume_all(deps)
         if removed:
@@ -49,7 +51,7 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
         return None
     if dep.state is State.PENDING_APPROVAL:
         if is_expired(dep, now):
-            return _expire(deps, dep.id)
+            return _expire(deps, dep)
         if not svc.approval.required:
             intake.auto_approve(deps, dep.id)
             return "auto-approval retried"
@@ -68,22 +70,16 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
     return None
 
 
-def _expire(deps: Deps, dep_id: str) -> str:
-    def step() -> None:
-        dep = deps.load(dep_id)
-        if dep.state is State.PENDING_APPROVAL:
-            dep.reason = f"nobody approved before {dep.expires_at}"
-            dep.transition(State.EXPIRED, dep.reason, deps.clock())
-            deps.commit(dep)
-
-    retrying(step)
+def _expire(deps: Deps, dep: Deployment) -> str:
+    finish(deps, dep.id, State.EXPIRED, f"nobody approved before {dep.expires_at}",
+           only_from=State.PENDING_APPROVAL)
     return "expired"
 
 
 def _check_migration(deps: Deps, dep: Deployment, svc, now: datetime) -> str:
     task = deps.ecs.describe_task(svc.cluster, dep.migration["task_arn"])
     if task is None:
-        pipeline._fail(deps, dep.id, "the migration task vanished (ECS no longer knows it)")
+        finish(deps, dep.id, State.FAILED, "the migration task vanished (ECS no longer knows it)")
         return "failed: task vanished"
     if task.get("lastStatus") == "STOPPED":
         result = pipeline.migration_stopped(deps, task_from_detail(task))
@@ -93,8 +89,8 @@ def _check_migration(deps: Deps, dep: Deployment, svc, now: datetime) -> str:
     if limit and started and (now - parse_iso(started)).total_seconds() > limit:
         deps.ecs.stop_task(svc.cluster, dep.migration["task_arn"],
                            f"Slipway: migration exceeded {svc.migration.timeout_minutes:g} minutes")
-        pipeline._fail(deps, dep.id, f"migration timed out after "
-                                     f"{svc.migration.timeout_minutes:g} minutes; task stopped")
+        finish(deps, dep.id, State.FAILED, f"migration timed out after "
+               f"{svc.migration.timeout_minutes:g} minutes; task stopped")
         return "failed: migration timed out"
     return None
 
@@ -102,6 +98,13 @@ def _check_migration(deps: Deps, dep: Deployment, svc, now: datetime) -> str:
 def _check_rollout(deps: Deps, dep: Deployment, svc) -> str | None:
     service = deps.ecs.describe_service(svc.cluster, svc.service)
     ours = [d for d in service.get("deployments", []) if d.get("id") == dep.ecs_deployment_id]
+    running = service.get("taskDefinition")
+    if not ours and running and running != dep.task_definition_arn:
+        # ECS drops a failed deployment once its circuit-breaker rollback completes: the FAILED event
+        # was the only trace. Gone, and the service runs something else: it did not stick.
+        ours = [{"rolloutState": "FAILED", "rolloutStateReason": (
+            f"ECS deployment {dep.ecs_deployment_id} is gone and the service runs "
+            f"{running.rsplit('/', 1)[-1]} (found by the reconciler)")}]
     if not ours:
         return None
     state = ours[0].get("rolloutState")

@@ -1,0 +1,132 @@
+"""``POST /slack/interactions``: the Approve and Reject buttons of Slipway's Slack messages.
+
+Order matters: the v0 signature is checked on the raw body (slack_sdk's ``SignatureVerifier``,
+5-minute window) before anything of the request is parsed; a forged, stale, replayed-with-a-new-
+timestamp or tampered request gets 401 and changes nothing. The identity is the Slack user id Slack
+signed (``slack:U…``), never a value taken from the message.
+
+Slack wants an answer within 3 seconds: ``decisions.decide`` only records the decision (one
+conditional write) and queues the ECS work on SQS (``deps.kick``; see adapters/queue.py). Anything
+the user should read (not an approver, too early, already decided) goes back as an ephemeral
+message through the interaction's ``response_url``; the HTTP answer itself is an empty 200.
+
+Reject from Slack is immediate, with the comment "rejected in Slack"; the button asks for
+confirmation first (Slack's confirm dialog). Approvers who want to give a reason use their
+personal link, whose page takes a comment.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Callable, Mapping
+
+from chalice import Chalice
+
+from chalicelib.adapters.slack_message import ACTION_APPROVE, ACTION_REJECT
+from chalicelib.entrypoints import bootstrap
+from chalicelib.entrypoints.http import error_status, form, json_response
+from chalicelib.errors import BadRequest, SlipwayError
+from chalicelib.service import decisions
+from chalicelib.service.deps import Deps
+
+log = logging.getLogger("slipway.slack")
+FORM = ["application/x-www-form-urlencoded"]
+DECISIONS = {ACTION_APPROVE: "approve", ACTION_REJECT: "reject"}
+REJECT_COMMENT = "rejected in Slack"
+_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+
+def register(app: Chalice, deps: Callable[[], Deps] | None = None,
+             clock: Callable[[], float] = time.time) -> None:
+    """Add ``POST /slack/interactions`` to ``app`` (``deps``/``clock`` are injectable for tests)."""
+    get_deps = deps or bootstrap.deps
+
+    @app.route("/slack/interactions", methods=["POST"], content_types=FORM)
+    def slack_interactions():
+        request = app.current_request
+        try:
+            d = get_deps()
+            if not verified(d.secrets().get("slack_signing_secret"), request.raw_body,
+                            request.headers, clock):
+                return json_response({"error": "bad_signature", "message":
+                                      "this request is not signed by Slack (or is too old)"}, 401)
+            answer(d, parse(request.raw_body))
+            return json_response({})
+        except Exception as exc:  # mapped in one place: http.error_status
+            status, code, message = error_status(exc)
+            return json_response({"error": code, "message": message}, status)
+
+
+def verified(secret: str | None, raw_body: bytes | str | None, headers: Mapping[str, str],
+             clock: Callable[[], float]) -> bool:
+    """True only for a body Slack signed with our signing secret in the last 5 minutes."""
+    if not secret:
+        log.error("the secret has no slack_signing_secret: refusing every Slack request")
+        return False
+    # Imported here: slack_sdk costs ~80 ms to import, which no other Lambda should pay.
+    from slack_sdk.signature import Clock, SignatureVerifier
+
+    class InjectedClock(Clock):
+        def now(self) -> float:
+            return clock()
+
+    try:
+        return SignatureVerifier(secret, clock=InjectedClock()).is_valid(
+            body=raw_body or b"", timestamp=headers.get("x-slack-request-timestamp"),
+            signature=headers.get("x-slack-signature"))
+    except (ValueError, UnicodeDecodeError):  # a timestamp that is not a number, a non-UTF-8 body
+        return False
+
+
+def parse(raw_body: bytes | str | None) -> dict:
+    """The interaction payload (JSON in the form field ``payload``), once the signature held."""
+    body = raw_body.encode() if isinstance(raw_body, str) else raw_body
+    try:
+        payload = json.loads(form(body).get("payload", ""))
+    except ValueError as exc:
+        raise BadRequest("the form field 'payload' is not JSON", code="bad_payload") from exc
+    if not isinstance(payload, dict):
+        raise BadRequest("the form field 'payload' must be a JSON object", code="bad_payload")
+    return payload
+
+
+def answer(deps: Deps, payload: dict) -> None:
+    """Decide for the Slack user who clicked; tell them privately what happened."""
+    if payload.get("type") != "block_actions":
+        return  # other interaction types (shortcuts, views) are not Slipway's
+    actions = [a for a in payload.get("actions") or []
+               if isinstance(a, dict) and a.get("action_id") in DECISIONS]
+    if not actions:
+        return  # e.g. "Review in browser": a link button still sends block_actions
+    user = (payload.get("user") or {}).get("id")
+    if not isinstance(user, str) or not _USER.match(user):
+        raise BadRequest("the payload names no Slack user", code="bad_payload")
+    action = actions[0]
+    decision = DECISIONS[action["action_id"]]
+    try:
+        outcome = decisions.decide(
+            deps, str(action.get("value") or ""), identity=f"slack:{user}", via="slack",
+            decision=decision, comment=REJECT_COMMENT if decision == "reject" else "")
+        text = outcome.message
+    except SlipwayError as exc:  # not an approver, too early, already decided: nothing changed
+        text = f":warning: {exc.message}"
+    tell_user(deps, payload, user, text)
+
+
+def tell_user(deps: Deps, payload: dict, user: str, text: str) -> None:
+    """An ephemeral reply: through ``response_url`` when Slack gave one, else chat.postEphemeral."""
+    from chalicelib.adapters.notifiers import slack_client
+
+    try:
+        client = slack_client(deps)
+        url = payload.get("response_url")
+        channel = (payload.get("channel") or {}).get("id")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            client.respond(url, text)
+        elif channel:
+            client.post_ephemeral(channel, user, text)
+    except Exception:  # the decision stands; the message shows it anyway
+        log.warning("could not tell %s: %s", user, text, exc_info=True)
+

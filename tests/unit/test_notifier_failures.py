@@ -1,0 +1,116 @@
+"""When Slack or GitHub fail: nothing waits for them, failures are recorded, and they re-sync."""
+from __future__ import annotations
+
+import json
+
+from chalicelib.adapters import notifiers
+from chalicelib.domain.model import State
+from chalicelib.service import decisions, pipeline, reconcile
+from tests.notify_kit import (approve, channel_message, dms, env, github_server, push, rendered,
+                              rollout, slack_server, statuses, stopped, token_of, world,
+                              write_config)
+
+__all__ = ["env", "github_server", "slack_server"]  # fixtures, imported for pytest
+
+
+def test_slack_down_at_push_still_approvable_by_link_and_resynced_later(env, slack_server):
+    """No Slack at push time: the link still approves; the reconciler posts the message later."""
+    slack_server.set_down()
+    deps = env()
+    dep = push(deps)
+    assert "slack" in deps.load(dep.id).notifications["pending"]
+    link = decisions.link_for(deps, deps.load(dep.id), "slack:U0ALICE")
+    claims = decisions.verify_link(deps, dep.id, token_of(link))
+    decisions.decide(deps, dep.id, identity=claims.identity, via="link", decision="approve",
+                     link_nonce=claims.nonce)
+    deps.dispatcher.drain(deps)
+    assert deps.load(dep.id).state is State.MIGRATING
+    assert slack_server.messages() == []
+    slack_server.set_down(False)
+    done = reconcile.reconcile(deps)
+    assert done[f"notify {dep.id}"] == "re-synced slack"
+    got = deps.load(dep.id)
+    assert "pending" not in got.notifications and got.notifications["slack"]["ts"]
+    assert "Running migration" in rendered(channel_message(slack_server))
+    assert dms(slack_server) == {}  # decided already: nobody is asked any more
+
+
+def test_slack_and_github_down_throughout_never_stall_the_pipeline(env, slack_server,
+                                                                   github_server):
+    """With both down from push to success the deployment still succeeds, then everything syncs."""
+    slack_server.set_down()
+    github_server.set_down()
+    deps = env()
+    dep = push(deps)
+    approve(deps, dep)
+    pipeline.migration_stopped(deps, stopped(deps.load(dep.id)))
+    pipeline.rollout_changed(deps, rollout(deps.load(dep.id)))
+    got = deps.load(dep.id)
+    assert got.state is State.SUCCEEDED
+    assert set(got.notifications["pending"]) == {"slack", "github"}
+    slack_server.set_down(False)
+    github_server.set_down(False)
+    notifiers.resync_pending(deps)
+    assert "pending" not in deps.load(dep.id).notifications
+    assert statuses(github_server) == ["success"]
+    assert ":tada: Deployed" in rendered(channel_message(slack_server))
+
+
+def test_notification_bookkeeping_never_loses_a_concurrent_change(env):
+    """A notifier recording a failure on a stale copy keeps the newer state and stays stale."""
+    deps = env()
+    dep = push(deps)
+    stale = deps.load(dep.id)
+    approve(deps, dep)  # the ledger moves on: MIGRATING
+    notifiers.mark_pending(deps, stale, "slack", RuntimeError("boom"))
+    got = deps.load(dep.id)
+    assert got.state is State.MIGRATING and got.notifications["pending"] == {"slack": "RuntimeError"}
+    assert stale.lock_version < got.lock_version  # its owner's next save must fail, and does
+
+
+def test_a_wrong_token_is_refused_by_the_stand_ins_and_left_pending(tmp_path, slack_server,
+                                                                    github_server, monkeypatch):
+    """Bad credentials are a failure like any other: logged, pending, nothing blocked."""
+    monkeypatch.setenv("SLACK_API_URL", slack_server.url)
+    monkeypatch.setenv("GITHUB_API_URL", github_server.url)
+    deps = world(write_config(tmp_path), slack_server, github_server, secrets={
+        "link_signing_key": "k" * 32, "slack_bot_token": "xoxb-wrong", "github_token": "ghp_x"})
+    dep = push(deps)
+    got = deps.load(dep.id)
+    assert got.state is State.PENDING_APPROVAL
+    assert "invalid_auth" in got.notifications["pending"]["slack"]
+    assert "Bad credentials" in got.notifications["pending"]["github"]
+    assert "xoxb-wrong" not in json.dumps(got.notifications)
+
+
+def test_a_deleted_message_is_posted_again_on_resync(env, slack_server):
+    """If someone deleted the message, the next sync posts a new one and remembers it."""
+    deps = env()
+    dep = push(deps)
+    notifiers.remember(deps, deps.load(dep.id), lambda notes: notes.update(
+        slack={**notes["slack"], "ts": "1.000001"}, pending={"slack": "lost"}) or True)
+    assert notifiers.resync(deps, deps.load(dep.id)) == ["slack"]
+    posted = [m for m in slack_server.messages() if m["channel_name"] == "#deploys"]
+    assert len(posted) == 2
+    assert deps.load(dep.id).notifications["slack"]["ts"] == posted[1]["ts"]
+
+
+def test_a_write_racing_the_bookkeeping_is_kept_and_the_bookkeeping_retried(env, monkeypatch):
+    """Another writer saves between the notifier's read and its save: both changes survive."""
+    deps = env()
+    dep = push(deps)
+    real_save, raced = deps.ledger.save, []
+
+    def racing_save(target, pointers=()):
+        if not raced:
+            raced.append(True)
+            other = deps.load(target.id)
+            other.log("a concurrent writer was here", deps.clock())
+            real_save(other)
+        return real_save(target, pointers)
+
+    monkeypatch.setattr(deps.ledger, "save", racing_save)
+    notifiers.mark_pending(deps, deps.load(dep.id), "github", RuntimeError("x"))
+    got = deps.load(dep.id)
+    assert got.timeline[-1]["note"] == "a concurrent writer was here"
+    assert got.notifications["pending"] == {"github": "RuntimeError"}

@@ -1,0 +1,69 @@
+"""The Slack interactions route on its own Chalice app: in-memory deps and an injected clock."""
+from __future__ import annotations
+
+import pytest
+from chalice import Chalice
+from chalice.test import Client
+
+from chalicelib.domain.model import State
+from chalicelib.entrypoints import slack_routes
+from devstack.standins.github_server import GitHubStandIn
+from devstack.standins.slack_server import SlackStandIn
+from tests.notify_kit import interaction, push, signed, world, write_config
+
+SIGNED_AT = 1_800_000_000
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """An app whose clock says ``now[0]``, with deps on fakes and Slack/GitHub stand-ins."""
+    with SlackStandIn(token="xoxb-t") as slack, GitHubStandIn(token="ghp_t") as github:
+        monkeypatch.setenv("SLACK_API_URL", slack.url)
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        deps = world(write_config(tmp_path), slack, github)
+        now = [float(SIGNED_AT)]
+        app = Chalice(app_name="slack-routes-test")
+        slack_routes.register(app, deps=lambda: deps, clock=lambda: now[0])
+        with Client(app) as client:
+            yield client, deps, slack, now
+
+
+def post(client, deps, slack, dep_id, user="U0ALICE"):
+    body = interaction(dep_id, user, response_url=slack.response_url)
+    headers = signed(deps.secrets()["slack_signing_secret"], body, SIGNED_AT)
+    return client.http.post("/slack/interactions", headers=headers, body=body)
+
+
+@pytest.mark.parametrize("skew, status", [(-299, 200), (299, 200), (301, 401), (-301, 401)])
+def test_the_five_minute_window_uses_the_injected_clock(setup, skew, status):
+    """A signature is good for five minutes either side of the server's clock, not longer."""
+    client, deps, slack, now = setup
+    dep = push(deps)
+    now[0] = SIGNED_AT + skew
+    assert post(client, deps, slack, dep.id).status_code == status
+    expected = State.APPROVED if status == 200 else State.PENDING_APPROVAL
+    assert deps.load(dep.id).state is expected
+
+
+def test_an_unknown_deployment_is_explained_not_crashed(setup):
+    """A button for a deployment Slipway does not know answers 200 with a private explanation."""
+    client, deps, slack, _ = setup
+    assert post(client, deps, slack, "d-missing").status_code == 200
+    assert "no deployment 'd-missing'" in slack.responses()[-1]["text"]
+
+
+def test_without_a_response_url_the_answer_is_a_post_ephemeral(setup):
+    """Slack payloads lacking response_url still get the private answer (chat.postEphemeral)."""
+    client, deps, slack, _ = setup
+    dep = push(deps)
+    body = interaction(dep.id, "U0STRANGER")
+    headers = signed(deps.secrets()["slack_signing_secret"], body, SIGNED_AT)
+    assert client.http.post("/slack/interactions", headers=headers, body=body).status_code == 200
+    [note] = slack.ephemerals()
+    assert note["user"] == "U0STRANGER" and "not an approver" in note["text"]
+
+
+def test_no_signing_secret_refuses_everything():
+    """Without a configured signing secret nothing can be verified, so nothing is accepted."""
+    assert slack_routes.verified(None, b"x", {"x-slack-request-timestamp": "1",
+                                              "x-slack-signature": "v0=1"}, lambda: 1.0) is False
