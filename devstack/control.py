@@ -1,0 +1,114 @@
+"""The devstack's own endpoints under ``/_devstack`` (DESIGN.md "Devstack"). Never part of the app.
+
+    GET  /_devstack                    this list
+    GET  /_devstack/aws                {"endpoint_url", "region", "secret_id"}
+    POST /_devstack/push               {"repository", "tags": [...]} → {"digest", "events"}
+    POST /_devstack/events             any EventBridge event (or a list) → {"handlers", "results"}
+    POST /_devstack/ecs                how emulated ECS behaves next → the settings in force
+    GET  /_devstack/ecs                the settings in force and how many events were withheld
+    POST /_devstack/reconcile          run the scheduled reconciler now → what it did
+    GET  /_devstack/slack/messages     what the Slack stand-in received
+    GET  /_devstack/github/deployments what the GitHub stand-in received
+    POST /_devstack/slack/response     the response_url the Slack stand-in hands out
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from devstack import aws as aws_mod
+from devstack.ecs_emulator import SettingsError
+from devstack.events import push_image
+
+if TYPE_CHECKING:
+    from devstack.server import DevstackServer
+    from devstack.stack import Stack
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"{}")
+    except ValueError:
+        return None
+
+
+def _bad(message: str) -> tuple[int, dict]:
+    return 400, {"error": "bad_request", "message": message}
+
+
+def register_control(server: "DevstackServer", stack: "Stack") -> None:
+    def index(_: bytes):
+        return 200, {"endpoints": sorted(f"{m} {p}" for m, p in server.control),
+                     "doc": (__doc__ or "").strip()}
+
+    def aws_info(_: bytes):
+        return 200, {"endpoint_url": stack.aws.endpoint_url, "region": aws_mod.REGION,
+                     "secret_id": stack.provisioned.secret_id}
+
+    def push(body: bytes):
+        data = _json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("repository"), str):
+            return _bad('send {"repository": "<ECR repository>", "tags": ["<tag>", ...]}')
+        tags = data.get("tags")
+        if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and t for t in tags):
+            return _bad("'tags' must be a non-empty list of tags")
+        ecr = stack.aws.client("ecr")
+        try:  # moto's PutImage answers an unknown repository with a bare 500
+            ecr.describe_repositories(repositoryNames=[data["repository"]])
+        except ecr.exceptions.RepositoryNotFoundException:
+            return 404, {"error": "unknown_repository",
+                         "message": f"no ECR repository {data['repository']!r} in the devstack"}
+        digest, events = push_image(ecr, data["repository"], tags, aws_mod.ACCOUNT, aws_mod.REGION)
+        results = stack.bus.publish_and_wait(events)
+        return 200, {"digest": digest, "events": len(events), "results": results}
+
+    def events(body: bytes):
+        data = _json(body)
+        batch = data if isinstance(data, list) else [data]
+        if not batch or not all(isinstance(e, dict) and e.get("detail-type") for e in batch):
+            return _bad("send an EventBridge event (an object with source, detail-type, detail) "
+                        "or a list of them")
+        reached = [stack.bus.targets(e) for e in batch]
+        results = stack.bus.publish_and_wait(batch)
+        return 200, {"handlers": sorted({n for names in reached for n in names}),
+                     "per_event": reached, "results": results}
+
+    def ecs_set(body: bytes):
+        try:
+            stack.emulator.configure(_json(body))
+        except SettingsError as exc:
+            return _bad(str(exc))
+        return 200, stack.emulator.status()
+
+    def ecs_get(_: bytes):
+        return 200, stack.emulator.status()
+
+    def reconcile(_: bytes):
+        return 200, {"result": stack.reconciler.run_now()}
+
+    def standin(name: str):
+        if os.environ.get(f"{name.upper()}_API_URL") != getattr(stack, name).url:
+            return 409, {"error": "not_in_use", "message": f"{name.upper()}_API_URL points "
+                         f"elsewhere, so the built-in {name} stand-in receives nothing"}
+        return None
+
+    def slack_messages(_: bytes):
+        return standin("slack") or (200, {"messages": stack.slack.messages(),
+                                          "responses": stack.slack.responses()})
+
+    def github_deployments(_: bytes):
+        return standin("github") or (200, {"deployments": stack.github.deployments()})
+
+    def slack_response(body: bytes):
+        return stack.slack.record_response(body)
+
+    for method, path, fn in (
+            ("GET", "/_devstack", index), ("GET", "/_devstack/aws", aws_info),
+            ("POST", "/_devstack/push", push), ("POST", "/_devstack/events", events),
+            ("POST", "/_devstack/ecs", ecs_set), ("GET", "/_devstack/ecs", ecs_get),
+            ("POST", "/_devstack/reconcile", reconcile),
+            ("GET", "/_devstack/slack/messages", slack_messages),
+            ("GET", "/_devstack/github/deployments", github_deployments),
+            ("POST", "/_devstack/slack/response", slack_response)):
+        server.route(method, path, fn)

@@ -1,0 +1,145 @@
+"""A user's-eye client of a running devstack: its HTTP API, its stand-ins, and boto3 on its AWS."""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from datetime import datetime, timezone
+import urllib.error
+import urllib.parse
+import urllib.request
+from itertools import count
+
+import boto3
+
+FINISHED = {"SUCCEEDED", "FAILED", "REJECTED", "EXPIRED", "SUPERSEDED", "ROLLED_BACK"}
+_minor = count(30)
+
+
+def release() -> tuple[str, str]:
+    """A fresh (short sha, version) pair, as CI would tag a new build."""
+    return secrets.token_hex(4)[:7], f"1.{next(_minor)}.0"
+
+
+class Devstack:
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.port = int(urllib.parse.urlsplit(self.url).port)
+
+    # -- HTTP -------------------------------------------------------------------------------------
+    def call(self, method: str, path: str, body=None, form: dict | None = None):
+        data, headers = None, {}
+        if body is not None:
+            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        url = path if path.startswith("http") else self.url + path
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def get_json(self, path: str):
+        status, text = self.call("GET", path)
+        assert status == 200, f"GET {path} → {status}: {text[:300]}"
+        return json.loads(text)
+
+    def post_json(self, path: str, body) -> tuple[int, dict]:
+        status, text = self.call("POST", path, body=body)
+        return status, json.loads(text or "null")
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.call("GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.url}/health did not answer within {timeout:g} s")
+
+    # -- the devstack's controls ----------------------------------------------------------------
+    def set_ecs(self, **settings) -> dict:
+        status, got = self.post_json("/_devstack/ecs", settings)
+        assert status == 200, got
+        return got
+
+    def aws(self, service: str):
+        info = self.get_json("/_devstack/aws")
+        return boto3.session.Session().client(
+            service, region_name=info["region"], endpoint_url=info["endpoint_url"],
+            aws_access_key_id="e2e", aws_secret_access_key="e2e")
+
+    def push(self, repository: str, sha: str, version: str) -> str:
+        status, got = self.post_json("/_devstack/push", {
+            "repository": repository, "tags": [sha, f"{version}-{sha}", "latest"]})
+        assert status == 200 and got["events"] == 3, got
+        return got["digest"]
+
+    def approval_link(self, dep_id: str, timeout: float = 10) -> str:
+        """The signed link Slack delivered to an approver for this deployment."""
+        pattern = re.compile(r"https?://[^\s\"'<>|]+/approvals/" + re.escape(dep_id)
+                             + r"\?token=[A-Za-z0-9._~%-]+")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.findall(json.dumps(self.get_json("/_devstack/slack/messages")))
+            if found:
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no approval link for {dep_id} reached the Slack stand-in")
+
+    # -- the app's API ----------------------------------------------------------------------------
+    def deployment_of(self, service: str, digest: str, timeout: float = 10) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for dep in self.get_json(f"/deployments?service={service}&limit=20")["deployments"]:
+                if dep["image_digest"] == digest:
+                    return dep
+            time.sleep(0.2)
+        raise AssertionError(f"no deployment of {service} for {digest}")
+
+    def approve(self, link: str) -> str:
+        """Open the link's page (GET) and press Approve (POST); return the result page."""
+        status, page = self.call("GET", link)
+        assert status == 200, page[:500]
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["token"][0]
+        status, result = self.call("POST", urllib.parse.urlsplit(link).path,
+                                   form={"token": token, "decision": "approve", "comment": ""})
+        assert status == 200, result[:500]
+        return result
+
+    def wait_finished(self, dep_id: str, timeout: float = 30) -> dict:
+        """The deployment once finished and settled (a success's pruning note written)."""
+        deadline = time.monotonic() + timeout
+        dep: dict = {}
+        while time.monotonic() < deadline:
+            dep = self.get_json(f"/deployments/{dep_id}")
+            if dep["state"] in FINISHED:
+                if dep["state"] != "SUCCEEDED" or any("prun" in t["note"] for t in dep["timeline"]):
+                    return dep
+                if _age(dep) > 1.5:  # nothing (more) to prune
+                    return dep
+            time.sleep(0.2)
+        raise AssertionError(f"{dep_id} still {dep.get('state')} after {timeout:g} s: "
+                             f"{dep.get('timeline')}")
+
+    def deploy(self, service: str = "better-chatbot", repository: str | None = None) -> dict:
+        """Push a new release, approve it through its Slack link, return the finished deployment."""
+        sha, version = release()
+        digest = self.push(repository or service, sha, version)
+        dep = self.deployment_of(service, digest)
+        self.approve(self.approval_link(dep["id"]))
+        return self.wait_finished(dep["id"])
+
+    def service(self, cluster: str = "production-cluster", name: str = "better-chatbot") -> dict:
+        return self.aws("ecs").describe_services(cluster=cluster, services=[name])["services"][0]
+
+
+def _age(dep: dict) -> float:
+    finished = datetime.fromisoformat(dep["finished_at"].replace("Z", "+00:00"))
+    return (datetime.now(timezone.utc) - finished).total_seconds()
