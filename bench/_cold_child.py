@@ -1,0 +1,111 @@
+"""The child process of bench/cold_start.py: one fresh interpreter, one Lambda invocation.
+
+    python -m bench._cold_child slipway JOB.json OUT.json   import app, handle job["event"]
+    python -m bench._cold_child bare    JOB.json OUT.json   import boto3, replay job["calls"]
+
+``slipway`` is what Lambda does on a cold start: import ``app`` (dependencies are built from the
+environment on the first event) and call ``app.on_image_pushed(event, context)``. It records every
+AWS call (service, operation, parameters) with botocore hooks so that ``bare`` can make exactly the
+same calls, in the same order, with plain ``boto3.client(...)`` and nothing else.
+
+Both write to OUT.json their timings; ``done_at``, the wall-clock time the work was done (the
+parent measures spawn → answer, without the interpreter's exit, which a Lambda container never
+pays per invocation); and the peak RSS, read as ``VmHWM`` from /proc/self/status, because
+``resource.getrusage(RUSAGE_SELF).ru_maxrss`` keeps the parent's RSS from before the exec (here
+the moto server's: both children reported the same 270 MB). Only the stdlib is imported up front,
+so both sides start from the same interpreter state.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+def slipway(job: dict) -> dict:
+    t0 = time.perf_counter()
+    from bench import awscalls
+    from bench.lambda_context import Context
+
+    if job.get("shared_session"):
+        _one_session()
+    recorder, _ = awscalls.install()  # imports chalicelib.adapters.aws, which app imports anyway
+    import app
+
+    t1 = time.perf_counter()
+    result = app.on_image_pushed(job["event"], Context())
+    t2 = time.perf_counter()
+    return {"import_s": t1 - t0, "handle_s": t2 - t1, "result": result,
+            "clients_s": recorder.build_s,
+            "calls": [[c.service, c.operation, c.params] for c in recorder.calls],
+            "modules": sorted({getattr(m, "__file__", None) or "" for m in sys.modules.values()}
+                              - {""})}
+
+
+def _one_session() -> None:
+    """What-if (never the headline): every client from one boto3 Session, as ``boto3.client``
+    does, instead of a new Session per client; same region, same retry config."""
+    import functools
+
+    import boto3
+    from chalicelib.adapters import aws
+
+    session = boto3.session.Session()
+
+    @functools.lru_cache(maxsize=None)
+    def client(name: str):
+        return session.client(name, region_name=_region(), config=aws.RETRIES)
+
+    aws.client = client
+
+
+def _region() -> str:
+    import os
+
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def bare(job: dict) -> dict:
+    t0 = time.perf_counter()
+    import boto3
+    from botocore import xform_name
+    from botocore.exceptions import ClientError
+
+    t1 = time.perf_counter()
+    clients, errors = {}, []
+    for service, operation, params in job["calls"]:
+        if service not in clients:
+            clients[service] = boto3.client(service)
+        try:
+            getattr(clients[service], xform_name(operation))(**json.loads(params))
+        except ClientError as exc:  # the same request gets the same answer; keep count
+            errors.append(f"{operation}: {exc.response['Error'].get('Code')}")
+    t2 = time.perf_counter()
+    return {"import_s": t1 - t0, "handle_s": t2 - t1, "errors": errors}
+
+
+def peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; see above
+
+
+def main(argv: list[str]) -> int:
+    mode, job_path, out_path = argv
+    with open(job_path) as f:
+        job = json.load(f)
+    out = slipway(job) if mode == "slipway" else bare(job)
+    out["done_at"] = time.time()  # the handler returned: the parent measures spawn → here
+    out["maxrss_mb"] = peak_rss_mb()
+    with open(out_path, "w") as f:
+        json.dump(out, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
