@@ -12,7 +12,7 @@ from chalicelib.entrypoints.events import handle_event
 from chalicelib.entrypoints.idempotency import once_per_event
 from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
 
-app = Chalice(app_name="slipway")
+app = Chalice(app_name="slipway", configure_logs=False)  # powertools' Logger formats the logs
 logger = Logger(service="slipway")
 routes.register(app, IAMAuthorizer())
 slack_routes.register(app)
@@ -32,6 +32,7 @@ def on_task_state_change(event):
 
 @app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]})
 def on_deployment_state_change(event):
+    bootstrap.deps().remaining_ms = _remaining(event)  # pruning stops before the Lambda times out
     return handle_event(
         "rollout", lambda deps, raw: pipeline.on_deployment_state_change(
             deps, raw, prune=prune.after_success), event)

@@ -138,9 +138,12 @@ class QueueDispatcher:
 
     def __init__(self) -> None:
         self.queued: list[str] = []
+        self.notify: list[tuple[str, list[str]]] = []
 
-    def advance_later(self, dep_id: str) -> None:
+    def advance_later(self, dep_id: str, notify: list[str] | None = None) -> None:
         self.queued.append(dep_id)
+        if notify:
+            self.notify.append((dep_id, list(notify)))
 
     def drain(self, deps) -> None:
         from chalicelib.service.pipeline import advance

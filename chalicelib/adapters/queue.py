@@ -22,18 +22,34 @@ class SqsDispatcher:
         self._sqs = client
         self._url = queue_url
 
-    def advance_later(self, dep_id: str) -> None:
+    def advance_later(self, dep_id: str, notify: list[str] | None = None) -> None:
+        body = {"deployment": dep_id, **({"notify": list(notify)} if notify else {})}
         try:
-            self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps({"deployment": dep_id}))
+            self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(body))
         except (ClientError, BotoCoreError) as exc:
             raise AwsError(f"could not queue work for {dep_id}: {exc}") from exc
 
 
-def parse_message(body: str) -> str | None:
-    """The deployment id in a work message, or None if it is not one of ours."""
+def parse_message(body: str) -> tuple[str, list[str]] | None:
+    """(deployment id, changes to notify) of a work message, or None if it is not one of ours."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
     dep_id = data.get("deployment") if isinstance(data, dict) else None
-    return dep_id if isinstance(dep_id, str) and dep_id else None
+    if not isinstance(dep_id, str) or not dep_id:
+        return None
+    notify = data.get("notify") or []
+    if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
+        return None
+    return dep_id, notify
+
+
+class DeferredNotifier:
+    """Queues the changes instead of telling people now: the worker tells them (Slack's 3 s)."""
+
+    def __init__(self, dispatcher: SqsDispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def changed(self, dep, changes: list[str]) -> None:
+        self._dispatcher.advance_later(dep.id, notify=changes)

@@ -6,7 +6,8 @@ timestamp or tampered request gets 401 and changes nothing. The identity is the 
 signed (``slack:U…``), never a value taken from the message.
 
 Slack wants an answer within 3 seconds: ``decisions.decide`` only records the decision (one
-conditional write) and queues the ECS work on SQS (``deps.kick``; see adapters/queue.py). Anything
+conditional write) and queues both the ECS work and the Slack/GitHub updates on SQS (``deps.kick``,
+``DeferredNotifier``; see adapters/queue.py). Anything
 the user should read (not an approver, too early, already decided) goes back as an ephemeral
 message through the interaction's ``response_url``; the HTTP answer itself is an empty 200.
 
@@ -16,6 +17,7 @@ personal link, whose page takes a comment.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -24,6 +26,7 @@ from typing import Callable, Mapping
 
 from chalice import Chalice
 
+from chalicelib.adapters.queue import DeferredNotifier
 from chalicelib.adapters.slack_message import ACTION_APPROVE, ACTION_REJECT
 from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints.http import error_status, form, json_response
@@ -105,9 +108,11 @@ def answer(deps: Deps, payload: dict) -> None:
         raise BadRequest("the payload names no Slack user", code="bad_payload")
     action = actions[0]
     decision = DECISIONS[action["action_id"]]
+    # Tell Slack/GitHub from the worker, not here: Slack wants this answer within 3 seconds.
+    deferred = dataclasses.replace(deps, notifier=DeferredNotifier(deps.dispatcher))
     try:
         outcome = decisions.decide(
-            deps, str(action.get("value") or ""), identity=f"slack:{user}", via="slack",
+            deferred, str(action.get("value") or ""), identity=f"slack:{user}", via="slack",
             decision=decision, comment=REJECT_COMMENT if decision == "reject" else "")
         text = outcome.message
     except SlipwayError as exc:  # not an approver, too early, already decided: nothing changed

@@ -197,11 +197,15 @@ def _deploying_on(deps: Deps, service_arn: str) -> Deployment | None:
 
 
 def work_message(deps: Deps, body: str) -> str:
-    """One message of the work queue (see adapters/queue.py): advance that deployment."""
+    """One message of the work queue (see adapters/queue.py): tell people what the message says
+    changed (a request that deferred it), then advance that deployment."""
     from chalicelib.adapters.queue import parse_message
     from chalicelib.service.events import BadEvent
 
-    dep_id = parse_message(body)
-    if dep_id is None:
+    parsed = parse_message(body)
+    if parsed is None:
         raise BadEvent("work message has no deployment id")
+    dep_id, notify = parsed
+    if notify:
+        deps.tell(deps.load(dep_id), notify)
     return advance(deps, dep_id).state.value

@@ -43,6 +43,7 @@ class Notifier(Protocol):
 
 
 class Dispatcher(Protocol):
-    """Hands a deployment to the asynchronous worker (``advance``), with retries."""
+    """Hands a deployment to the asynchronous worker (``advance``), with retries; ``notify``
+    also hands it changes to tell people about (so a request need not wait for Slack or GitHub)."""
 
-    def advance_later(self, dep_id: str) -> None: ...
+    def advance_later(self, dep_id: str, notify: list[str] | None = None) -> None: ...

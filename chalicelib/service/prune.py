@@ -15,7 +15,7 @@ from chalicelib.domain.prune import family_revision, revision_of, revisions_to_p
 from chalicelib.service.deps import Deps
 
 log = logging.getLogger("slipway.prune")
-SAFETY_MS = 10_000  # stop this long before the Lambda's deadline
+SAFETY_MS = 10_000  # stop this long before the Lambda's deadline (at most a quarter of the time)
 CHECKPOINT = 25  # save progress every this many deregistrations
 
 
@@ -59,8 +59,9 @@ def run(deps: Deps, svc: ServiceConfig, family: str, arn_prefix: str,
                "revisions": [revision_of(a) for a in doomed]}
     removed = 0
     todo = list(job["revisions"])
+    margin = min(SAFETY_MS, deps.remaining_ms() // 4)
     while todo:
-        if deps.remaining_ms() < SAFETY_MS or removed >= deps.settings.prune_batch:
+        if deps.remaining_ms() < margin or removed >= deps.settings.prune_batch:
             break
         revision = todo.pop(0)
         if f"{family}:{revision}" in safe:
@@ -69,6 +70,9 @@ def run(deps: Deps, svc: ServiceConfig, family: str, arn_prefix: str,
             deps.ecs.deregister(f"{job['prefix']}/{family}:{revision}")
             removed += 1
         except AwsError as exc:
+            if exc.retryable:  # throttled even after adaptive retries: keep it for the next run
+                todo.insert(0, revision)
+                break
             log.warning("could not deregister %s:%s: %s", family, revision, exc.message)
         if removed and removed % CHECKPOINT == 0:
             deps.ledger.put_job(name, {**job, "revisions": todo})

@@ -69,7 +69,7 @@ def test_a_click_moves_the_deployment_and_slack_and_github_follow(world):
     assert answer.status_code == 200 and time.monotonic() - started < 3
     assert get(client, dep["id"])["state"] == "APPROVED"
     assert slack.responses()[-1]["text"].startswith("Approved.")
-    assert stack.drain() == 1
+    assert stack.drain() == 2  # the deferred Slack/GitHub update, and the ECS work
     dep = get(client, dep["id"])
     assert dep["state"] == "MIGRATING"
     assert dep["approvals"][0]["by"] == f"slack:{APPROVER}" and dep["approvals"][0]["via"] == "slack"
@@ -135,6 +135,9 @@ def test_reject_in_slack_ends_it_and_every_channel_says_so(world):
     assert got["state"] == "REJECTED"
     assert got["approvals"][-1] == {**got["approvals"][-1], "decision": "reject",
                                     "comment": "rejected in Slack", "via": "slack"}
+    # the click was answered before Slack and GitHub were told: the worker tells them
+    assert history(slack)[-1].endswith("waiting for approval")
+    assert stack.drain() == 1
     assert history(slack)[-1].endswith(": rejected")
     assert [s["state"] for s in github.deployments()[0]["statuses"]] == ["queued", "inactive"]
     again = click(stack, client, slack, dep["id"])
@@ -171,7 +174,7 @@ def test_twenty_concurrent_clicks_start_one_migration(world):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert codes == [200] * 20
-    assert stack.drain() == 1
+    assert stack.drain() == 2  # one deferred notification, one ECS work message
     got = get(client, dep["id"])
     assert got["state"] == "MIGRATING" and len(got["approvals"]) == 1
     tasks = stack.client("ecs").list_tasks(cluster="production-cluster")["taskArns"]
