@@ -143,12 +143,14 @@ class SlackNotifier:
             return None
         view = self._view(dep, svc)
         for identity in svc.approval.approvers:
-            match = _SLACK_USER.match(identity)
-            if not match or identity in slack["dms"]:
+            # A `github:` approver gets the link on Slack through their [identities] alias.
+            inbox = next((m for i in sorted(self._deps.config.same_person(identity))
+                          if (m := _SLACK_USER.match(i))), None)
+            if not inbox or identity in slack["dms"]:
                 continue
             try:
                 text, blocks = direct_message(view, link_for(self._deps, dep, identity))
-                self._client().post_message(match.group(1), text, blocks)
+                self._client().post_message(inbox.group(1), text, blocks)
             except Exception as exc:  # keep the channel message's ts: report, do not raise
                 return exc
             slack["dms"].append(identity)

@@ -7,6 +7,7 @@ completes the quorum, or any rejection, ends the approval; later ones get a 409.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Callable
 
 from chalicelib.domain.model import Deployment, State, iso, parse_iso
 from chalicelib.errors import BadRequest, Conflict, Forbidden
@@ -28,16 +29,27 @@ def approvers_so_far(dep: Deployment) -> list[str]:
     return [a["by"] for a in dep.approvals if a["decision"] == APPROVE]
 
 
+def _alone(identity: str) -> frozenset[str]:
+    return frozenset({identity})
+
+
 def decide(dep: Deployment, policy, *, identity: str, via: str, decision: str, comment: str,
-           now: datetime, authors: frozenset[str] = frozenset()) -> str:
-    """Apply one decision; return a sentence saying what happened. Raise if it may not happen."""
+           now: datetime, authors: frozenset[str] = frozenset(),
+           person: Callable[[str], frozenset[str]] = _alone) -> str:
+    """Apply one decision; return a sentence saying what happened. Raise if it may not happen.
+
+    ``person(identity)`` gives every identity of the same human (services.toml ``[identities]``):
+    an approver listed as ``github:octocat`` may click in Slack as their mapped ``slack:U…``, and
+    one person approving through two channels still counts once towards the quorum.
+    """
     if decision not in (APPROVE, REJECT):
         raise BadRequest("decision must be 'approve' or 'reject'", code="bad_decision")
     if dep.state is not State.PENDING_APPROVAL:
         raise Conflict(_already(dep), code=f"deployment_{dep.state.value.lower()}")
     if is_expired(dep, now):
         raise Conflict(f"this approval request expired at {dep.expires_at}", code="deployment_expired")
-    if policy.approvers and identity not in policy.approvers:
+    me = person(identity)
+    if policy.approvers and not me & set(policy.approvers):
         raise Forbidden(f"{identity} is not an approver of {dep.service}", code="not_an_approver")
     record = {"by": identity, "via": via, "decision": decision, "comment": comment or "",
               "at": iso(now)}
@@ -50,20 +62,22 @@ def decide(dep: Deployment, policy, *, identity: str, via: str, decision: str, c
     if dep.not_before and now < parse_iso(dep.not_before):
         raise Conflict(f"approvals for this deployment open at {dep.not_before} "
                        f"(wait of {policy.wait_minutes:g} minutes)", code="too_early")
-    if policy.prevent_self_review and identity in authors:
+    if policy.prevent_self_review and me & authors:
         raise Forbidden("you wrote this change, so someone else must approve it",
                         code="self_review")
     done = approvers_so_far(dep)
-    if identity in done:
-        return f"You already approved; {len(done)} of {policy.quorum} approvals so far."
+    people = {person(i) for i in done}
+    if me in people:
+        return f"You already approved; {len(people)} of {policy.quorum} approvals so far."
     dep.approvals.append(record)
     done.append(identity)
-    if len(done) >= policy.quorum:
+    if len(people) + 1 >= policy.quorum:
         dep.transition(State.APPROVED, f"approved by {', '.join(done)}", now)
         return f"Approved. {dep.service} {dep.version or dep.image_tag} is being deployed."
-    dep.log(f"approval {len(done)} of {policy.quorum} by {identity}", now)
+    dep.log(f"approval {len(people) + 1} of {policy.quorum} by {identity}", now)
     dep.changes.append("APPROVAL_RECORDED")
-    return f"Approval recorded: {len(done)} of {policy.quorum}. Waiting for more approvers."
+    return (f"Approval recorded: {len(people) + 1} of {policy.quorum}. "
+            "Waiting for more approvers.")
 
 
 def _already(dep: Deployment) -> str:

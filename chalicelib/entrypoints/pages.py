@@ -45,7 +45,7 @@ def confirm_page(dep: dict, token: str, identity: str, action_url: str) -> str:
         f"<form method='post' action='{escape(action_url)}'>"
         f"<input type='hidden' name='token' value='{escape(token)}'>"
         f"<p>You are deciding as <strong>{escape(identity)}</strong>.</p>"
-        f"<label for='comment'>Comment (required to reject)</label>"
+        f"<label for='comment'>Comment (optional; say why if you reject)</label>"
         f"<textarea id='comment' name='comment' rows='3' maxlength='500'></textarea>"
         f"<p><button class='approve' type='submit' name='decision' value='approve'>Approve</button>"
         f"<button class='reject' type='submit' name='decision' value='reject'>Reject</button></p>"

@@ -35,7 +35,7 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
             authors = deps.config.same_person(author)
         message = approval.decide(dep, svc.approval, identity=identity, via=via,
                                   decision=decision, comment=comment, now=deps.clock(),
-                                  authors=authors)
+                                  authors=authors, person=deps.config.same_person)
         if link_nonce and dep.changes:
             dep.used_tokens.append(link_nonce)
         if dep.changes:

@@ -216,3 +216,15 @@ def test_a_rollback_is_announced_without_buttons_and_tracked_on_github(env, slac
     rolled = github_server.deployments()[1]
     assert rolled["payload"]["slipway_id"] == back.id and rolled["ref"] == "1111111"
     assert [s["state"] for s in rolled["statuses"]] == ["in_progress", "in_progress", "success"]
+
+
+def test_a_github_approver_gets_their_link_on_slack_through_identities(env, slack_server):
+    """`github:carol` mapped to a Slack user gets a personal link there, issued to github:carol."""
+    deps = env(identities={"github:carol": ["slack:U0CAROL"]})
+    dep = deps.load(push(deps).id)
+    private = dms(slack_server)
+    assert set(private) == {"U0ALICE", "U0BOB", "U0CAROL"}
+    links = [e["url"] for b in private["U0CAROL"]["blocks"] if b["type"] == "actions"
+             for e in b["elements"]]
+    assert decisions.verify_link(deps, dep.id, token_of(links[0])).identity == "github:carol"
+    assert "github:carol" in dep.notifications["slack"]["dms"]

@@ -285,3 +285,24 @@ def test_finished_deployments_emit_duration_and_success_metrics(world, capsys):
     assert by_name["DeploymentSucceeded"] == [1.0, 0.0]
     assert len(by_name["DeploymentDuration"]) == 2 and all(d > 0 for d in by_name[
         "DeploymentDuration"])
+
+
+def test_one_person_across_channels_is_one_approver(world):
+    """With [identities], a GitHub-listed approver may click in Slack, and counts once for quorum."""
+    from chalicelib.config import Config
+
+    policy = world.config.service(WEB).approval
+    world.config = Config(world.config.path, tuple(
+        dataclasses.replace(s, approval=dataclasses.replace(
+            policy, approvers=("github:octocat", "slack:U0B"), quorum=2,
+            prevent_self_review=False)) if s.name == WEB else s for s in world.config.services),
+        {"github:octocat": frozenset({"slack:U0OCTO"})})
+    dep = push(world)
+    first = decisions.decide(world, dep.id, identity="slack:U0OCTO", via="slack",
+                             decision="approve")
+    second = decisions.decide(world, dep.id, identity="github:octocat", via="link",
+                              decision="approve")
+    assert "1 of 2" in first.message and "already approved" in second.message
+    assert world.load(dep.id).state is State.PENDING_APPROVAL
+    done = decisions.decide(world, dep.id, identity="slack:U0B", via="slack", decision="approve")
+    assert done.deployment.state is State.APPROVED
