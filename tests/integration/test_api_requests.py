@@ -1,0 +1,115 @@
+"""Bad and repeated input at the API and event edges: clear errors, nothing changed."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+
+from chalicelib.service import decisions
+from tests.conftest import load_event
+from tests.integration.api_kit import FORM, calls, client, deliver, get, push
+from tests.integration.helpers import SERVICE, link_token, push_events, push_image
+
+__all__ = ["calls", "client"]  # fixtures, imported for pytest
+
+
+def _bad(name: str, **detail) -> dict:
+    event = load_event(name)
+    event["detail"].update(detail)
+    return event
+
+
+@pytest.mark.parametrize("name,event", [
+    ("on_image_pushed", _bad("ecr_push_sha", **{"image-digest": "sha256:nope"})),
+    ("on_image_pushed", _bad("ecr_push_sha", **{"repository-name": None})),
+    ("on_image_pushed", dict(load_event("ecr_push_sha"), detail="not an object")),
+    ("on_task_state_change", _bad("task_stopped_ok", containers="nope")),
+    ("on_task_state_change", _bad("task_stopped_ok", taskArn=None)),
+    ("on_deployment_state_change", _bad("deployment_completed", eventName=3)),
+    ("on_deployment_state_change", _bad("deployment_completed", deploymentId=None)),
+])
+def test_malformed_events_write_nothing(stack, client, name, event):
+    """Events that cannot be understood are dropped with a clear error and leave no trace."""
+    before = stack.client("dynamodb").scan(TableName="slipway-test")["Count"]
+    out = deliver(client, name, event)
+    assert out["ok"] is False and out["error"] == "bad_event"
+    assert stack.client("dynamodb").scan(TableName="slipway-test")["Count"] == before
+
+
+def test_a_malformed_work_message_is_dropped(stack, client):
+    """A work-queue message that names no deployment is dropped, not retried forever."""
+    out = client.lambda_.invoke("work", {"Records": [{
+        "body": "{not json", "messageId": "1", "receiptHandle": "r", "attributes": {},
+        "messageAttributes": {}, "eventSource": "aws:sqs"}]}).payload
+    assert out is None
+    assert stack.client("dynamodb").scan(TableName="slipway-test")["Count"] == 0
+
+
+def test_a_push_for_a_service_missing_in_ecs_is_refused_clearly(stack, client):
+    """If the configured ECS service does not exist, the push is dropped with ECS's reason."""
+    ecs = stack.client("ecs")
+    ecs.update_service(cluster="production-cluster", service=SERVICE, desiredCount=0)
+    ecs.delete_service(cluster="production-cluster", service=SERVICE)
+    digest = push_image(stack, SERVICE, ["abc123d"])
+    out = deliver(client, "on_image_pushed", push_events(SERVICE, digest, ["abc123d"])[0])
+    assert out["ok"] is False and out["error"] == "aws_refused"
+    assert "better-chatbot" in out["message"]
+    assert client.http.get("/deployments").json_body["deployments"] == []
+
+
+def test_api_errors_are_json_with_the_right_status(stack, client):
+    """Unknown ids are 404, bad parameters 400, each with a code and a message."""
+    res = client.http.get("/deployments/d-nope")
+    assert res.status_code == 404 and res.json_body["error"] == "unknown_deployment"
+    res = client.http.get("/deployments?limit=abc")
+    assert res.status_code == 400 and res.json_body["error"] == "bad_parameter"
+    res = client.http.get("/deployments?state=DONE")
+    assert res.status_code == 400 and "PENDING_APPROVAL" in res.json_body["message"]
+    res = client.http.get("/services/nope")
+    assert res.status_code == 404 and res.json_body["error"] == "unknown_service"
+    res = client.http.post(f"/services/{SERVICE}/rollback", headers={
+        "Content-Type": "application/json"}, body="{not json")
+    assert res.status_code == 400 and res.json_body["error"] == "bad_json"
+    assert client.http.get("/health").json_body == {"ok": True}
+
+
+def test_approval_page_shows_what_ships_and_changes_nothing(stack, client):
+    """GET on a link (as an unfurler would) renders the page; the deployment stays pending."""
+    dep = push(stack, client)
+    url = decisions.link_for(stack.deps(), stack.deps().load(dep["id"]), "slack:U0APPROVER1")
+    path = url.split("127.0.0.1:9", 1)[1]
+    for _ in range(3):
+        page = client.http.get(path, headers={"User-Agent": "Slackbot-LinkExpanding 1.0"})
+        assert page.status_code == 200
+    html = page.body.decode()
+    assert "1.22.0" in html and "pnpm db:migrate" in html and "container[app].image" in html
+    assert get(client, dep["id"])["state"] == "PENDING_APPROVAL"
+    forged = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert client.http.get(forged).status_code == 401
+
+
+def test_a_link_works_once(stack, client):
+    """The second POST with the same link is a 409 and changes nothing."""
+    dep = push(stack, client)
+    url = decisions.link_for(stack.deps(), stack.deps().load(dep["id"]), "slack:U0APPROVER1")
+    dep_id, token = link_token(url)
+    body = urlencode({"token": token, "decision": "reject", "comment": "<b>not now</b>"})
+    first = client.http.post(f"/approvals/{dep_id}", headers=FORM, body=body)
+    second = client.http.post(f"/approvals/{dep_id}", headers=FORM, body=body)
+    assert first.status_code == 200 and second.status_code == 409
+    assert b"<b>not now" not in first.body  # comments are escaped in pages
+    dep = get(client, dep_id)
+    assert dep["state"] == "REJECTED" and dep["approvals"][0]["comment"] == "<b>not now</b>"
+
+
+def test_an_exact_redelivery_is_answered_from_the_idempotency_store(stack, client, calls):
+    """The same event id twice: the second answer is the first one, and ECS is not asked again."""
+    digest = push_image(stack, SERVICE, ["abc123d"])
+    event = push_events(SERVICE, digest, ["abc123d"])[0]
+    first = deliver(client, "on_image_pushed", event)
+    asked = len(calls)
+    second = deliver(client, "on_image_pushed", event)
+    assert first == second and first["result"][0].startswith("created")
+    assert len(calls) == asked
+    stored = stack.client("dynamodb").scan(TableName="slipway-idem-test")["Items"]
+    assert len(stored) == 1 and stored[0]["status"]["S"] == "COMPLETED"
