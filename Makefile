@@ -44,6 +44,7 @@ package: venv
 	$(PY) deploy/resources.py $(STAGE) > build/resources.json
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SLIPWAY_WORK_QUEUE=slipway-$(STAGE)-work $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template build/resources.json build/package
+	$(PY) deploy/precompile.py build/package/deployment.zip
 
 clean:
 	rm -rf build chalicelib/ecs test-artifacts .pytest_cache

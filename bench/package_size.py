@@ -55,6 +55,9 @@ def _package(tmp: Path) -> Path:
                           env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"chalice package failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+    # as `make package` does: ship bytecode, so a cold start compiles nothing
+    subprocess.run([sys.executable, str(ROOT / "deploy" / "precompile.py"),
+                    str(out / "deployment.zip")], check=True, capture_output=True, timeout=300)
     return out / "deployment.zip"
 
 
