@@ -306,3 +306,52 @@ def test_one_person_across_channels_is_one_approver(world):
     assert world.load(dep.id).state is State.PENDING_APPROVAL
     done = decisions.decide(world, dep.id, identity="slack:U0B", via="slack", decision="approve")
     assert done.deployment.state is State.APPROVED
+
+
+@pytest.mark.parametrize("fixture,why", [
+    ("ecr_delete", "ignored: DELETE"), ("ecr_push_latest", "does not start"),
+    ("ecr_push_no_tag", "does not start"), ("ecr_push_other_repo", "not configured"),
+])
+def test_recorded_ecr_events_that_must_not_deploy(world, fixture, why):
+    """AWS's own shapes: a delete, `latest`, an untagged push, another repository: no deployment."""
+    out = intake.on_image_pushed(world, load_event(fixture))
+    assert why in out[0] and world.ledger.list() == []
+
+
+def test_recorded_redelivery_and_sibling_tags_make_one_deployment(world):
+    """The recorded push under three tags plus EventBridge's redelivery: one deployment."""
+    digest = load_event("ecr_push_sha")["detail"]["image-digest"]
+    world.ecs.images[("better-chatbot", digest)] = ["abc123d", "1.22.0-abc123d", "latest"]
+    for name in ("ecr_push_sha", "ecr_push_version", "ecr_push_latest", "ecr_push_redelivery"):
+        intake.on_image_pushed(world, load_event(name))
+    [dep] = world.ledger.list()
+    assert dep.version == "1.22.0" and dep.image_digest == digest
+
+
+def test_recorded_circuit_breaker_events_end_the_deployment_rolled_back(world):
+    """FAILED for our ECS deployment, then the rollback's IN_PROGRESS (a new id): ROLLED_BACK once."""
+    dep = push(world)
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    dep = world.load(dep.id)
+    rollback_event = load_event("deployment_rollback")  # names the service, not our deployment
+    out = pipeline.on_deployment_state_change(world, rollback_event)
+    assert out.endswith("ROLLED_BACK") and world.load(dep.id).state is State.ROLLED_BACK
+    failed = load_event("deployment_failed")
+    failed["detail"]["deploymentId"] = dep.ecs_deployment_id
+    assert pipeline.on_deployment_state_change(world, failed).startswith("duplicate")
+    assert world.ledger.lock_holder(WEB) is None
+
+
+def test_recorded_in_progress_is_noted_once(world):
+    """IN_PROGRESS (sent more than once) adds one timeline line and changes no state."""
+    dep = push(world)
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    event = load_event("deployment_in_progress")
+    event["detail"]["deploymentId"] = world.load(dep.id).ecs_deployment_id
+    pipeline.on_deployment_state_change(world, event)
+    pipeline.on_deployment_state_change(world, event)
+    dep = world.load(dep.id)
+    assert dep.state is State.DEPLOYING
+    assert sum(t["note"].startswith("rollout in progress") for t in dep.timeline) == 1
