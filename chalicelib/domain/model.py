@@ -97,6 +97,7 @@ class Deployment:
     rollback_of: str | None = None
     timeline: list[dict] = dataclasses.field(default_factory=list)
     notifications: dict = dataclasses.field(default_factory=dict)
+    claims: dict = dataclasses.field(default_factory=dict)  # ECS step → when a worker claimed it
     lock_version: int = 0
     changes: list[str] = dataclasses.field(default_factory=list, compare=False)
 

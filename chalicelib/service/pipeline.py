@@ -1,18 +1,20 @@
 """After approval: register, migrate, roll out, and follow ECS until the deployment ends.
 
-Every step first *claims* the next state with a conditional write, then calls ECS, then records the
-result. A step interrupted half-way leaves a state with a missing field (MIGRATING without a task,
-DEPLOYING without an ECS deployment id); ``advance`` completes exactly that, whether it is called by
-the worker queue, a retry or the reconciler.
+Every ECS call is first *claimed* with a conditional write, then made, then its answer recorded
+(re-reading on conflicts, so a concurrent tag merge or notifier write never loses it). A step
+interrupted half-way leaves a state with a missing field (MIGRATING without a task, DEPLOYING
+without an ECS deployment id); ``advance`` completes exactly that, whether it is called by the work
+queue, a retry or the reconciler.
 """
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from chalicelib.adapters.errors import AwsError
-from chalicelib.domain.model import Deployment, State
+from chalicelib.domain.model import Deployment, State, iso, parse_iso
 from chalicelib.errors import ConcurrentUpdate
-from chalicelib.service.deps import Deps, finish
+from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import (DeploymentChanged, TaskStopped, deployment_changed,
                                        task_stopped)
 
@@ -21,31 +23,88 @@ STARTED_BY = "slipway/"
 
 
 def advance(deps: Deps, dep_id: str) -> Deployment:
-    """Do the next ECS step the deployment is waiting for, if any. Safe to call any number of times."""
-    dep = deps.load(dep_id)
+    """Do the next ECS step the deployment is waiting for, if any. Safe to call any number of times,
+    from any number of places at once: each ECS call is claimed first (see ``_claim``)."""
     try:
+        dep = deps.load(dep_id)
         if dep.state is State.APPROVED:
-            svc = deps.service(dep.service)
-            migrate = svc.migration is not None and dep.kind == "deploy"
-            dep.transition(State.MIGRATING if migrate else State.DEPLOYING,
-                           "running the migration" if migrate else "updating the service",
-                           deps.clock())
-            deps.commit(dep)  # the claim: a concurrent advance loses here
-        if dep.state in (State.MIGRATING, State.DEPLOYING) and not dep.task_definition_arn:
-            dep.task_definition_arn = deps.ecs.register(dep.task_definition)
-            dep.log(f"registered {dep.task_definition_arn}", deps.clock())
-            deps.commit(dep)
-        if dep.state is State.MIGRATING and not (dep.migration or {}).get("task_arn"):
-            _run_migration(deps, dep)
-        if dep.state is State.DEPLOYING and not dep.ecs_deployment_id:
-            _update_service(deps, dep)
-    except ConcurrentUpdate:
-        log.info("%s: another worker is on it", dep_id)
+            _start(deps, dep_id)
+        if _claim(deps, dep_id, "register", lambda d: d.state in RUNNING
+                  and not d.task_definition_arn):
+            arn = deps.ecs.register(deps.load(dep_id).task_definition)
+            _record(deps, dep_id, lambda d: not d.task_definition_arn,
+                    lambda d: _registered(deps, d, arn))
+        if _claim(deps, dep_id, "run_task", lambda d: d.state is State.MIGRATING
+                  and bool(d.task_definition_arn) and not (d.migration or {}).get("task_arn")):
+            _run_migration(deps, deps.load(dep_id))
+        if _claim(deps, dep_id, "update_service", lambda d: d.state is State.DEPLOYING
+                  and bool(d.task_definition_arn) and not d.ecs_deployment_id):
+            _update_service(deps, deps.load(dep_id))
     except AwsError as exc:
         if exc.retryable:  # the queue redelivers; anything else fails the deployment
             raise
         finish(deps, dep_id, State.FAILED, f"ECS refused: {exc.message}")
     return deps.load(dep_id)
+
+
+RUNNING = (State.MIGRATING, State.DEPLOYING)
+
+
+def _start(deps: Deps, dep_id: str) -> None:
+    """APPROVED → MIGRATING (or DEPLOYING when there is no migration, or for a rollback)."""
+    def step() -> None:
+        dep = deps.load(dep_id)
+        if dep.state is not State.APPROVED:
+            return
+        svc = deps.service(dep.service)
+        migrate = svc.migration is not None and dep.kind == "deploy"
+        dep.transition(State.MIGRATING if migrate else State.DEPLOYING,
+                       "running the migration" if migrate else "updating the service", deps.clock())
+        deps.commit(dep)
+
+    retrying(step)
+
+
+def _claim(deps: Deps, dep_id: str, step: str, needed: Callable[[Deployment], bool]) -> bool:
+    """Win the right to make one ECS call for this deployment, with a conditional write.
+
+    Two workers (a redelivered message, the reconciler) may reach the same step at once; only the
+    one whose claim lands calls ECS. A claim older than the reconciler's patience can be taken over,
+    so a worker that died after claiming does not leave the deployment stuck.
+    """
+    def attempt() -> bool:
+        dep = deps.load(dep_id)
+        if not needed(dep):
+            return False
+        now = deps.clock()
+        held = dep.claims.get(step)
+        if held and (now - parse_iso(held)).total_seconds() < deps.settings.stale_seconds:
+            return False
+        dep.claims[step] = iso(now)
+        deps.ledger.save(dep)
+        return True
+
+    try:
+        return retrying(attempt, attempts=3)
+    except ConcurrentUpdate:
+        return False
+
+
+def _record(deps: Deps, dep_id: str, still_needed: Callable[[Deployment], bool],
+            apply: Callable[[Deployment], tuple[str, ...]]) -> None:
+    """Save what ECS answered, re-reading on conflicts (other writers never make us lose it)."""
+    def step() -> None:
+        dep = deps.load(dep_id)
+        if still_needed(dep):
+            deps.commit(dep, pointers=apply(dep))
+
+    retrying(step)
+
+
+def _registered(deps: Deps, dep: Deployment, arn: str) -> tuple[str, ...]:
+    dep.task_definition_arn = arn
+    dep.log(f"registered {arn}", deps.clock())
+    return ()
 
 
 def _run_migration(deps: Deps, dep: Deployment) -> None:
@@ -56,22 +115,30 @@ def _run_migration(deps: Deps, dep: Deployment) -> None:
         command=list(svc.migration.command), launch=launch,
         started_by=f"{STARTED_BY}{dep.id}"[:128], client_token=dep.id[:64],
     )
-    dep.migration = {"task_arn": task_arn, "exit_code": None, "stop_code": None, "reason": None,
-                     "started_at": deps.clock().isoformat()}
-    dep.log(f"migration task {task_arn.rsplit('/', 1)[-1]} started: "
-            f"{' '.join(svc.migration.command)}", deps.clock())
-    dep.changes.append("MIGRATION_STARTED")
-    deps.commit(dep, pointers=(f"task#{task_arn}",))
+
+    def apply(d: Deployment) -> tuple[str, ...]:
+        d.migration = {"task_arn": task_arn, "exit_code": None, "stop_code": None, "reason": None,
+                       "started_at": iso(deps.clock())}
+        d.log(f"migration task {task_arn.rsplit('/', 1)[-1]} started: "
+              f"{' '.join(svc.migration.command)}", deps.clock())
+        d.changes.append("MIGRATION_STARTED")
+        return (f"task#{task_arn}",)
+
+    _record(deps, dep.id, lambda d: not (d.migration or {}).get("task_arn"), apply)
 
 
 def _update_service(deps: Deps, dep: Deployment) -> None:
     svc = deps.service(dep.service)
     ecs_id = deps.ecs.update_service(svc.cluster, svc.service, dep.task_definition_arn)
-    dep.ecs_deployment_id = ecs_id
-    dep.log(f"service {svc.service} updated to {dep.task_definition_arn.rsplit('/', 1)[-1]}"
-            f" (ECS deployment {ecs_id})", deps.clock())
-    dep.changes.append("ROLLOUT_STARTED")
-    deps.commit(dep, pointers=(f"ecsdep#{ecs_id}",) if ecs_id else ())
+
+    def apply(d: Deployment) -> tuple[str, ...]:
+        d.ecs_deployment_id = ecs_id
+        d.log(f"service {svc.service} updated to {d.task_definition_arn.rsplit('/', 1)[-1]}"
+              f" (ECS deployment {ecs_id})", deps.clock())
+        d.changes.append("ROLLOUT_STARTED")
+        return (f"ecsdep#{ecs_id}",) if ecs_id else ()
+
+    _record(deps, dep.id, lambda d: not d.ecs_deployment_id, apply)
 
 
 # -- the migration task stopped ------------------------------------------------------------------
@@ -80,35 +147,38 @@ def on_task_state_change(deps: Deps, event: object) -> str:
 
 
 def migration_stopped(deps: Deps, task: TaskStopped) -> str:
-    try:
-        return _migration_stopped(deps, task)
-    except ConcurrentUpdate:
-        return "duplicate: another invocation handled this task"
+    return _migration_stopped(deps, task)
 
 
 def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
     if task.last_status != "STOPPED" or not task.started_by.startswith(STARTED_BY):
         return "ignored: not a stopped Slipway task"
-    dep = deps.ledger.find(f"task#{task.task_arn}")
-    if dep is None:
+    found = deps.ledger.find(f"task#{task.task_arn}")
+    if found is None:
         return f"ignored: no deployment ran {task.task_arn}"
-    seen = f"{task.task_arn}#{task.version}"
-    if dep.state is not State.MIGRATING or seen in dep.migration_events:
-        return f"duplicate: {dep.id} is {dep.state.value}"
-    ok, exit_code, reason = judge(dep, task)
-    dep.migration = {**(dep.migration or {}), "task_arn": task.task_arn, "exit_code": exit_code,
-                     "stop_code": task.stop_code, "reason": reason}
-    dep.migration_events.append(seen)
-    now = deps.clock()
-    if not ok:
-        dep.reason = f"migration failed: {reason}"
-        dep.transition(State.FAILED, dep.reason, now)
-        deps.commit(dep)
-        return f"{dep.id} FAILED"
-    dep.transition(State.DEPLOYING, "migration exited 0; updating the service", now)
-    deps.commit(dep)  # claim before touching the service: a duplicate event loses here
-    advance(deps, dep.id)
-    return f"{dep.id} DEPLOYING"
+
+    def step() -> str:
+        dep = deps.load(found.id)
+        seen = f"{task.task_arn}#{task.version}"
+        if dep.state is not State.MIGRATING or seen in dep.migration_events:
+            return f"duplicate: {dep.id} is {dep.state.value}"
+        ok, exit_code, reason = judge(dep, task)
+        dep.migration = {**(dep.migration or {}), "task_arn": task.task_arn,
+                         "exit_code": exit_code, "stop_code": task.stop_code, "reason": reason}
+        dep.migration_events.append(seen)
+        if not ok:
+            dep.reason = f"migration failed: {reason}"
+            dep.transition(State.FAILED, dep.reason, deps.clock())
+        else:
+            dep.transition(State.DEPLOYING, "migration exited 0; updating the service",
+                           deps.clock())
+        deps.commit(dep)  # a duplicate event finds the state moved on and stops above
+        return f"{dep.id} {dep.state.value}"
+
+    outcome = retrying(step)
+    if outcome.endswith(State.DEPLOYING.value):
+        advance(deps, found.id)
+    return outcome
 
 
 def judge(dep: Deployment, task: TaskStopped) -> tuple[bool, int | None, str]:
@@ -118,6 +188,13 @@ def judge(dep: Deployment, task: TaskStopped) -> tuple[bool, int | None, str]:
     if task.stop_code == "TaskFailedToStart":
         why = "; ".join(f"{c.get('name')}: {c['reason']}" for c in task.containers if c.get("reason"))
         return False, None, f"task failed to start: {task.stopped_reason or why or 'no reason given'}"
+    if task.stop_code != "EssentialContainerExited":
+        # Stopped from outside (UserInitiated, SpotInterruption, …): a container that exits 0 on
+        # SIGTERM has not necessarily finished migrating.
+        codes = [c.get("exitCode") for c in task.containers]
+        return False, next((c for c in codes if c), None), (
+            f"the task was stopped ({task.stop_code or 'no stop code'}: "
+            f"{task.stopped_reason or 'no reason given'}) before the migration finished")
     worst: int | None = 0
     problems = []
     for c in task.containers:
@@ -146,54 +223,38 @@ def on_deployment_state_change(deps: Deps, event: object, prune=None) -> str:
 
 
 def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
-    try:
-        return _rollout_changed(deps, change, prune)
-    except ConcurrentUpdate:
-        return "duplicate: another invocation handled this rollout event"
-
-
-def _rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
-    dep = deps.ledger.find(f"ecsdep#{change.deployment_id}")
-    if dep is None and "rolling back" in change.reason and change.service_arn:
-        dep = _deploying_on(deps, change.service_arn)
-        if dep is not None:
-            finish(deps, dep.id, State.ROLLED_BACK, f"ECS circuit breaker rolled back: {change.reason}")
-            return f"{dep.id} ROLLED_BACK"
-    if dep is None:
+    """Follow our own ECS deployment id only. A circuit breaker first fails *our* deployment
+    (SERVICE_DEPLOYMENT_FAILED), then starts its rollback under a new id that is not ours: the
+    rollback's own events are ignored, and a lost FAILED is found by the reconciler."""
+    found = deps.ledger.find(f"ecsdep#{change.deployment_id}")
+    if found is None:
         return f"ignored: {change.deployment_id} is not a Slipway rollout"
-    if dep.state is not State.DEPLOYING:
-        return f"duplicate: {dep.id} is {dep.state.value}"
     name = change.event_name
-    if name == "SERVICE_DEPLOYMENT_COMPLETED":
-        dep.transition(State.SUCCEEDED, f"rollout completed: {change.reason}".strip(": "),
-                       deps.clock())
-        deps.commit(dep)
-        if prune is not None:
-            prune(deps, dep)
-        return f"{dep.id} SUCCEEDED"
-    if name == "SERVICE_DEPLOYMENT_FAILED":
-        rolled = (dep.network or {}).get("circuit_breaker_rollback")
-        finish(deps, dep.id, State.ROLLED_BACK if rolled else State.FAILED,
-               f"rollout failed: {change.reason}")
-        return f"{dep.id} {'ROLLED_BACK' if rolled else 'FAILED'}"
-    if name == "SERVICE_DEPLOYMENT_IN_PROGRESS":
-        if not any(t["note"].startswith("rollout in progress") for t in dep.timeline):
+    outcomes = {"SERVICE_DEPLOYMENT_COMPLETED": State.SUCCEEDED,
+                "SERVICE_DEPLOYMENT_FAILED": (State.ROLLED_BACK if (found.network or {}).get(
+                    "circuit_breaker_rollback") else State.FAILED)}
+
+    def step() -> str:
+        dep = deps.load(found.id)
+        if dep.state is not State.DEPLOYING:
+            return f"duplicate: {dep.id} is {dep.state.value}"
+        if name in outcomes:
+            dep.reason = None if outcomes[name] is State.SUCCEEDED else \
+                f"rollout failed: {change.reason}"
+            dep.transition(outcomes[name], dep.reason or f"rollout completed: {change.reason}",
+                           deps.clock())
+        elif name == "SERVICE_DEPLOYMENT_IN_PROGRESS" and not any(
+                t["note"].startswith("rollout in progress") for t in dep.timeline):
             dep.log(f"rollout in progress: {change.reason}", deps.clock())
-            deps.commit(dep)
-        return f"{dep.id} in progress"
-    return f"ignored: {name}"
+        else:
+            return f"{dep.id} unchanged ({name})"
+        deps.commit(dep)
+        return f"{dep.id} {dep.state.value}"
 
-
-def _deploying_on(deps: Deps, service_arn: str) -> Deployment | None:
-    """The deployment ECS is rolling out on ``…:service/<cluster>/<service>``, if it is ours."""
-    parts = service_arn.rsplit("/", 2)
-    for svc in deps.config.services:
-        if len(parts) == 3 and parts[1:] == [svc.cluster, svc.service] or parts[-1] == svc.service:
-            holder = deps.ledger.lock_holder(svc.name)
-            dep = deps.ledger.get(holder) if holder else None
-            if dep is not None and dep.state is State.DEPLOYING:
-                return dep
-    return None
+    outcome = retrying(step)
+    if outcome == f"{found.id} {State.SUCCEEDED.value}" and prune is not None:
+        prune(deps, deps.load(found.id))
+    return outcome
 
 
 def work_message(deps: Deps, body: str) -> str:

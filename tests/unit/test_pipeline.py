@@ -329,17 +329,21 @@ def test_recorded_redelivery_and_sibling_tags_make_one_deployment(world):
 
 
 def test_recorded_circuit_breaker_events_end_the_deployment_rolled_back(world):
-    """FAILED for our ECS deployment, then the rollback's IN_PROGRESS (a new id): ROLLED_BACK once."""
+    """FAILED for our ECS deployment ends it ROLLED_BACK once; the rollback's own events (a new
+    id, naming only the service) and a late one for another cluster touch nothing."""
     dep = push(world)
     approve(world, dep)
     pipeline.migration_stopped(world, stopped(world.load(dep.id)))
     dep = world.load(dep.id)
-    rollback_event = load_event("deployment_rollback")  # names the service, not our deployment
-    out = pipeline.on_deployment_state_change(world, rollback_event)
-    assert out.endswith("ROLLED_BACK") and world.load(dep.id).state is State.ROLLED_BACK
+    rollback_event = load_event("deployment_rollback")
+    assert pipeline.on_deployment_state_change(world, rollback_event).startswith("ignored")
+    assert world.load(dep.id).state is State.DEPLOYING
     failed = load_event("deployment_failed")
     failed["detail"]["deploymentId"] = dep.ecs_deployment_id
+    assert pipeline.on_deployment_state_change(world, failed).endswith("ROLLED_BACK")
     assert pipeline.on_deployment_state_change(world, failed).startswith("duplicate")
+    dep = world.load(dep.id)
+    assert dep.state is State.ROLLED_BACK and "circuit breaker" in dep.reason
     assert world.ledger.lock_holder(WEB) is None
 
 
@@ -355,3 +359,71 @@ def test_recorded_in_progress_is_noted_once(world):
     dep = world.load(dep.id)
     assert dep.state is State.DEPLOYING
     assert sum(t["note"].startswith("rollout in progress") for t in dep.timeline) == 1
+
+
+def test_a_write_racing_an_ecs_call_does_not_lose_its_answer(world):
+    """A tag arriving while UpdateService runs bumps the version; the ECS deployment id is kept."""
+    dep = push(world, service=WORKER, tags=("abc123d",))
+    real = world.ecs.update_service
+
+    def update_with_a_racing_tag(*args):
+        intake._merge_tag(world, world.load(dep.id), "1.0.0-abc123d")  # another event, meanwhile
+        return real(*args)
+
+    world.ecs.update_service = update_with_a_racing_tag
+    world.dispatcher.drain(world)
+    dep = world.load(dep.id)
+    assert dep.ecs_deployment_id and "1.0.0-abc123d" in dep.tags
+    assert world.ledger.find(f"ecsdep#{dep.ecs_deployment_id}").id == dep.id
+
+
+def test_concurrent_workers_make_each_ecs_call_once(world):
+    """Eight workers advancing one approved deployment at once: one register, one RunTask."""
+    import threading
+
+    dep = push(world)
+    decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="slack", decision="approve")
+    barrier = threading.Barrier(8)
+
+    def work():
+        barrier.wait()
+        pipeline.advance(world, dep.id)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert world.ecs.calls.count("RegisterTaskDefinition") == 1
+    assert world.ecs.calls.count("RunTask") == 1
+    assert world.load(dep.id).migration["task_arn"]
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over_later(world):
+    """A worker that claimed RunTask and died: the reconciler runs the task once the claim is stale."""
+    dep = push(world)
+    decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="slack", decision="approve")
+    world.ecs.fail_run_task = None
+    real = world.ecs.run_task
+
+    def die(**kwargs):
+        raise SystemExit("the Lambda timed out")
+
+    world.ecs.run_task = die
+    with pytest.raises(SystemExit):
+        pipeline.advance(world, dep.id)
+    world.ecs.run_task = real
+    pipeline.advance(world, dep.id)  # a redelivery right away: the claim is still fresh
+    assert not world.load(dep.id).migration
+    world.clock.now += timedelta(minutes=2)
+    reconcile.reconcile(world)
+    assert world.load(dep.id).migration["task_arn"] and world.ecs.calls.count("RunTask") == 1
+
+
+def test_a_task_stopped_from_outside_is_not_a_successful_migration(world):
+    """Exit 0 after a StopTask/Spot interruption does not count: the rollout does not start."""
+    dep = push(world)
+    approve(world, dep)
+    out = pipeline.migration_stopped(world, stopped(world.load(dep.id), exit_code=0,
+                                                    stop_code="SpotInterruption"))
+    dep = world.load(dep.id)
+    assert out.endswith("FAILED") and "SpotInterruption" in dep.reason
+    assert "UpdateService" not in world.ecs.calls
