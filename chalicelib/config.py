@@ -6,6 +6,7 @@
     cluster = "prod"; service = "web"; container = "app"
     task_definition = "task-definition.json"   # optional template beside this file
     deploy_tags = '^[0-9a-f]{7}$'      # optional regex (full match); `latest` never deploys
+    rollout_timeout_minutes = 60       # optional: a rollout ECS never settles is FAILED after this
     [service.migration]  command = ["pnpm", "db:migrate"]; timeout_minutes = 30
     [service.approval]   required, approvers, quorum, wait_minutes, expires_hours, prevent_self_review
     [service.notify]     slack_channel, github_repository, github_environment
@@ -73,6 +74,7 @@ class ServiceConfig:
     approval: Approval = field(default_factory=Approval)
     notify: Notify = field(default_factory=Notify)
     prune: Prune = field(default_factory=Prune)
+    rollout_timeout_minutes: float = 60
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Any]]] = {
     "prune": (Prune, {"keep": int, "only_tags": str}),
 }
 _TOP = {"name": str, "repository": str, "cluster": str, "service": str, "container": str,
-        "task_definition": str, "deploy_tags": str}
+        "task_definition": str, "deploy_tags": str, "rollout_timeout_minutes": (int, float)}
 _REQUIRED = ("name", "repository", "cluster", "service", "container")
 
 
@@ -147,6 +149,9 @@ def _service(path: Path, index: int, entry: Any) -> ServiceConfig:
             raise ConfigError(f"{label}: missing required key '{key}'")
     values: dict[str, Any] = {k: top[k] for k in _REQUIRED}
     values["deploy_tags"] = _regex(label, "deploy_tags", top.get("deploy_tags", DEFAULT_DEPLOY_TAGS))
+    if "rollout_timeout_minutes" in top:
+        _positive(label, top, "rollout_timeout_minutes")
+        values["rollout_timeout_minutes"] = top["rollout_timeout_minutes"]
     if "task_definition" in top:
         values["task_definition"] = top["task_definition"]
         values["template"] = _template(label, path.parent / top["task_definition"], top["container"])

@@ -73,6 +73,11 @@ class FakeEcs:
         self.calls.append("DescribeImages")
         return list(self.images.get((repository, digest), []))
 
+    def check_registration(self, body: dict) -> None:
+        if not isinstance(body.get("cpu", ""), str):
+            raise AwsError("the task definition would be refused: cpu must be a string",
+                           code="InvalidTaskDefinition")
+
     def register(self, body: dict) -> str:
         self.calls.append("RegisterTaskDefinition")
         return self._register(body)

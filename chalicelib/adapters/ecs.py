@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chalicelib.adapters.errors import AwsError
 
@@ -19,7 +20,11 @@ def _call(fn, **kwargs) -> dict:
         raise AwsError(f"{fn.__name__}: {err.get('Message') or err.get('Code')}",
                        code=err.get("Code")) from exc
     except BotoCoreError as exc:
-        raise AwsError(f"{fn.__name__}: {exc}") from exc
+        # No answer at all (connection, timeout) is worth another try; a request botocore refuses
+        # to send (ParamValidationError, …) will be refused again.
+        transient = isinstance(exc, (BotoConnectionError, HTTPClientError))
+        raise AwsError(f"{fn.__name__}: {exc}",
+                       code=None if transient else type(exc).__name__) from exc
 
 
 class Ecs:
@@ -68,6 +73,18 @@ class Ecs:
             kwargs["nextToken"] = page["nextToken"]
 
     # -- acting --------------------------------------------------------------------------------
+    def check_registration(self, body: dict) -> None:
+        """Refuse now, not after approval, a task definition RegisterTaskDefinition would refuse."""
+        from botocore.exceptions import ParamValidationError
+        from botocore.validate import validate_parameters
+
+        model = self._ecs.meta.service_model.operation_model("RegisterTaskDefinition")
+        try:
+            validate_parameters(body, model.input_shape)
+        except ParamValidationError as exc:
+            raise AwsError(f"the task definition would be refused: {exc}",
+                           code="InvalidTaskDefinition") from exc
+
     def register(self, body: dict) -> str:
         return _call(self._ecs.register_task_definition, **body)["taskDefinition"]["taskDefinitionArn"]
 

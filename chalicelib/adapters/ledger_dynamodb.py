@@ -101,19 +101,25 @@ class DynamoLedger:
         }}]
         items += [{"Put": {"TableName": self._table, "Item": {"pk": _s(p), "dep": _s(dep.id)}}}
                   for p in pointers]
+        if dep.releases_lock:  # in the same transaction: a finished deployment never keeps it
+            items.append({"Delete": {
+                "TableName": self._table, "Key": {"pk": _s(f"lock#{dep.service}")},
+                "ConditionExpression": "attribute_not_exists(pk) OR dep = :d",
+                "ExpressionAttributeValues": {":d": _s(dep.id)},
+            }})
         try:
             self._write(dep, items)
         except Exception:
             dep.lock_version = expected
             raise
-        if dep.state.terminal:
-            self._release(dep)
+        dep.releases_lock = False
 
-    def _release(self, dep: Deployment) -> None:
+    def release_lock(self, service: str, dep_id: str) -> None:
+        """Free ``service`` if (and only if) ``dep_id`` still holds it."""
         try:
-            self._db.delete_item(TableName=self._table, Key={"pk": _s(f"lock#{dep.service}")},
+            self._db.delete_item(TableName=self._table, Key={"pk": _s(f"lock#{service}")},
                                  ConditionExpression="dep = :d",
-                                 ExpressionAttributeValues={":d": _s(dep.id)})
+                                 ExpressionAttributeValues={":d": _s(dep_id)})
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise

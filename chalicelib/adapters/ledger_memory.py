@@ -56,6 +56,12 @@ class MemoryLedger:
                 self._locks[dep.service] = dep.id
             elif dep.state.terminal and holder == dep.id:
                 del self._locks[dep.service]
+            dep.releases_lock = False
+
+    def release_lock(self, service: str, dep_id: str) -> None:
+        with self._mutex:
+            if self._locks.get(service) == dep_id:
+                del self._locks[service]
 
     def find(self, pointer: str) -> Deployment | None:
         with self._mutex:

@@ -100,6 +100,7 @@ class Deployment:
     claims: dict = dataclasses.field(default_factory=dict)  # ECS step → when a worker claimed it
     lock_version: int = 0
     changes: list[str] = dataclasses.field(default_factory=list, compare=False)
+    releases_lock: bool = dataclasses.field(default=False, compare=False)  # busy → finished
 
     # -- decisions ---------------------------------------------------------------------------
     def transition(self, to: State, note: str, at: datetime) -> None:
@@ -108,6 +109,8 @@ class Deployment:
             raise IllegalTransition(
                 f"deployment {self.id} is {self.state.value}; it cannot become {to.value}"
             )
+        if self.state in BUSY and to.terminal:
+            self.releases_lock = True  # the ledger frees the service in the same write
         self.state = to
         self.state_since = iso(at)
         if to.terminal:
@@ -140,12 +143,13 @@ class Deployment:
     def to_item(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("changes")
+        data.pop("releases_lock")
         data["state"] = self.state.value
         return data
 
     @classmethod
     def from_item(cls, data: dict[str, Any]) -> "Deployment":
-        names = {f.name for f in dataclasses.fields(cls)} - {"changes"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"changes", "releases_lock"}
         values = {k: v for k, v in data.items() if k in names}
         values["state"] = State(values["state"])
         return cls(**values)

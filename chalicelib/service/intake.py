@@ -62,6 +62,7 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
     if base is None:
         raise AwsError(f"{svc.service} has no task definition to clone and no template")
     body = taskdef.pin_image(base, svc.container, image)
+    deps.ecs.check_registration(body)
     breaker = (service.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
     dep = Deployment(
         id=new_id(now), service=svc.name, kind="deploy", state=State.PENDING_APPROVAL,

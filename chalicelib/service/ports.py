@@ -30,6 +30,9 @@ class Ledger(Protocol):
 
     def lock_holder(self, service: str) -> str | None: ...
 
+    def release_lock(self, service: str, dep_id: str) -> None:
+        """Free ``service`` if ``dep_id`` still holds it (the reconciler's repair)."""
+
     def get_job(self, name: str) -> dict | None: ...
 
     def put_job(self, name: str, job: dict | None) -> None:

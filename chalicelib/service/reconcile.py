@@ -16,6 +16,7 @@ from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import DeploymentChanged, task_from_detail
 
 log = logging.getLogger("slipway.reconcile")
+GIVE_UP = 6  # a step ECS keeps refusing for this many reconciler waits fails the deployment
 
 
 def reconcile(deps: Deps) -> dict[str, str]:
@@ -28,8 +29,12 @@ def reconcile(deps: Deps) -> dict[str, str]:
         except (SlipwayError, AwsError) as exc:
             outcome = f"error: {getattr(exc, 'message', exc)}"
             log.warning("reconcile %s: %s", dep.id, outcome)
+        except Exception:  # one broken deployment must not stop the others, resync or pruning
+            outcome = "error: unexpected (logged)"
+            log.exception("reconcile %s failed", dep.id)
         if outcome:
             done[dep.id] = outcome
+    done.update(_free_stale_locks(deps))
     done.update(resync_pending(deps))  # Slack/GitHub notifications that failed earlier
     try:
         removed = prune.resume_all(deps)
@@ -38,6 +43,19 @@ def reconcile(deps: Deps) -> dict[str, str]:
     except AwsError as exc:
         log.warning("resuming pruning failed: %s", exc.message)
     return done
+
+
+def _free_stale_locks(deps: Deps) -> dict[str, str]:
+    """A service held by a finished (or vanished) deployment is freed: nothing can be stuck behind
+    a lock whose holder crashed between its last write and the release."""
+    freed = {}
+    for svc in deps.config.services:
+        holder = deps.ledger.lock_holder(svc.name)
+        dep = deps.ledger.get(holder) if holder else None
+        if holder and (dep is None or dep.state.terminal):
+            deps.ledger.release_lock(svc.name, holder)
+            freed[f"lock:{svc.name}"] = f"freed (held by finished {holder})"
+    return freed
 
 
 def _stale(dep: Deployment, now: datetime, seconds: float) -> bool:
@@ -61,6 +79,11 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
     if dep.state is State.APPROVED or (dep.state is State.MIGRATING and not (dep.migration or {})
                                        .get("task_arn")) or (dep.state is State.DEPLOYING
                                                              and not dep.ecs_deployment_id):
+        if _stale(dep, now, GIVE_UP * deps.settings.stale_seconds):
+            minutes = GIVE_UP * deps.settings.stale_seconds / 60
+            finish(deps, dep.id, State.FAILED, f"ECS did not accept the {dep.state.value.lower()} "
+                   f"step for {minutes:g} minutes; see the worker's logs")
+            return "failed: could not start"
         pipeline.advance(deps, dep.id)
         return "advanced"
     if dep.state is State.MIGRATING:
@@ -111,6 +134,12 @@ def _check_rollout(deps: Deps, dep: Deployment, svc) -> str | None:
     reason = ours[0].get("rolloutStateReason") or "found by the reconciler"
     events = {"COMPLETED": "SERVICE_DEPLOYMENT_COMPLETED", "FAILED": "SERVICE_DEPLOYMENT_FAILED"}
     if state not in events:
+        since = parse_iso(dep.state_since or dep.updated_at or dep.created_at)
+        if (deps.clock() - since).total_seconds() > svc.rollout_timeout_minutes * 60:
+            finish(deps, dep.id, State.FAILED, f"the rollout did not settle within "
+                   f"{svc.rollout_timeout_minutes:g} minutes (ECS says {state}); the service "
+                   "was left as ECS has it")
+            return "failed: rollout timed out"
         return None
     change = DeploymentChanged(events[state], dep.ecs_deployment_id, reason, service.get("serviceArn"))
     result = pipeline.rollout_changed(deps, change, prune=prune.after_success)

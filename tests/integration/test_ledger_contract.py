@@ -141,3 +141,26 @@ def test_jobs_store_and_clear(ledger):
     assert ledger.get_job("prune#web") == {"revisions": [1, 2, 3]}
     ledger.put_job("prune#web", None)
     assert ledger.get_job("prune#web") is None
+
+
+def test_release_lock_frees_only_for_its_holder(ledger):
+    """The reconciler's repair frees a service only if the named deployment still holds it."""
+    ledger.create(make("d-1", state=State.APPROVED), "k1")
+    ledger.release_lock("web", "d-other")
+    assert ledger.lock_holder("web") == "d-1"
+    ledger.release_lock("web", "d-1")
+    assert ledger.lock_holder("web") is None
+
+
+def test_finishing_releases_the_lock_in_the_same_write(ledger):
+    """A busy deployment that fails frees its service at once, and a later note keeps it free."""
+    ledger.create(make("d-1", state=State.APPROVED), "k1")
+    dep = ledger.get("d-1")
+    dep.transition(State.FAILED, "boom", a_time())
+    ledger.save(dep)
+    assert ledger.lock_holder("web") is None
+    ledger.create(make("d-2", state=State.APPROVED), "k2")
+    late = ledger.get("d-1")
+    late.log("a note after the end", a_time())
+    ledger.save(late)
+    assert ledger.lock_holder("web") == "d-2"

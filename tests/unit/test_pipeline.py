@@ -427,3 +427,59 @@ def test_a_task_stopped_from_outside_is_not_a_successful_migration(world):
     dep = world.load(dep.id)
     assert out.endswith("FAILED") and "SpotInterruption" in dep.reason
     assert "UpdateService" not in world.ecs.calls
+
+
+def test_the_reconciler_frees_a_service_held_by_a_finished_deployment(world):
+    """A lock left behind (a crash between writes) is freed, so the next approval can go on."""
+    dep = push(world)
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id), exit_code=1))
+    world.ledger._locks[WEB] = dep.id  # as if the release had been lost
+    done = reconcile.reconcile(world)
+    assert world.ledger.lock_holder(WEB) is None and f"lock:{WEB}" in done
+
+
+def test_a_rollout_that_never_settles_fails_after_its_timeout(world):
+    """Without a circuit breaker ECS may never finish: after rollout_timeout_minutes it is FAILED."""
+    dep = push(world)
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    world.clock.now += timedelta(minutes=30)
+    assert reconcile.reconcile(world) == {}
+    world.clock.now += timedelta(minutes=31)  # rollout_timeout_minutes defaults to 60
+    done = reconcile.reconcile(world)
+    assert done[dep.id] == "failed: rollout timed out"
+    assert world.ledger.lock_holder(WEB) is None
+
+
+def test_a_step_ecs_keeps_refusing_fails_instead_of_retrying_forever(world):
+    """A throttled RunTask is retried; still refused after six waits, the deployment FAILS."""
+    from chalicelib.adapters.errors import AwsError
+
+    dep = push(world)
+    decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="slack", decision="approve")
+
+    def throttled(**kwargs):
+        raise AwsError("Rate exceeded", code="ThrottlingException")
+
+    world.ecs.run_task = throttled
+    with pytest.raises(AwsError):
+        pipeline.advance(world, dep.id)
+    for _ in range(6):
+        world.clock.now += timedelta(minutes=1, seconds=1)
+        reconcile.reconcile(world)
+    dep = world.load(dep.id)
+    assert dep.state is State.FAILED and "did not accept" in dep.reason
+
+
+def test_a_template_ecs_would_refuse_is_refused_at_push(world):
+    """A task definition RegisterTaskDefinition would reject never waits for an approval."""
+    from chalicelib.adapters.errors import AwsError
+
+    svc = world.config.service(WEB)
+    bad = dataclasses.replace(svc, template={**svc.template, "cpu": 256})
+    world.config = dataclasses.replace(world.config, services=(bad,) + tuple(
+        s for s in world.config.services if s.name != WEB))
+    with pytest.raises(AwsError, match="would be refused"):
+        push(world)
+    assert world.ledger.list() == []
