@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from chalicelib.errors import ConfigError
@@ -71,13 +72,21 @@ def _normalise(body: dict) -> dict:
     return out
 
 
+#: Where a task definition carries values people must not see: env values, secret references,
+#: log-driver options (API keys of firelens/datadog), registry credentials, docker labels.
+_SECRET_PATH = re.compile(
+    r"container\[[^\]]*\]\.(environment|secrets|repositoryCredentials|dockerLabels|"
+    r"logConfiguration\.(options|secretOptions)|firelensConfiguration\.options)(\.|$)")
+
+
 def _secret_path(path: str) -> bool:
-    parts = path.split(".")
-    return len(parts) > 2 and parts[-2] in ("environment", "secrets")
+    return _SECRET_PATH.match(path) is not None
 
 
 def _diff_value(path: str, old: Any, new: Any, out: list[dict]) -> None:
-    if isinstance(old, dict) and isinstance(new, dict):
+    if isinstance(old, dict) and isinstance(new, dict) or \
+            isinstance(old, dict) and new is None or old is None and isinstance(new, dict):
+        old, new = old or {}, new or {}  # a container added whole is still shown field by field
         for key in sorted(set(old) | set(new), key=str):
             sub = f"{path}.{key}" if path else str(key)
             _diff_value(sub, old.get(key), new.get(key), out)

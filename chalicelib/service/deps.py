@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -12,6 +13,7 @@ from chalicelib.errors import ConcurrentUpdate, NotFound
 from chalicelib.service.ports import Dispatcher, Ledger, Notifier
 
 log = logging.getLogger("slipway")
+ID = re.compile(r"d-\d{8}T\d{6}-[0-9a-f]{8}")
 
 
 def utcnow() -> datetime:
@@ -45,7 +47,9 @@ class Deps:
         return svc
 
     def load(self, dep_id: str) -> Deployment:
-        dep = self.ledger.get(dep_id)
+        # Ids come from URLs and Slack payloads: anything not shaped like ours is unknown (and
+        # never reaches DynamoDB, which refuses keys over 2 KB with an error, not a miss).
+        dep = self.ledger.get(dep_id) if isinstance(dep_id, str) and ID.fullmatch(dep_id) else None
         if dep is None:
             raise NotFound(f"no deployment {dep_id!r}", code="unknown_deployment")
         return dep

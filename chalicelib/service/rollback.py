@@ -50,7 +50,10 @@ def _target(deps: Deps, service: str, to: str) -> Deployment:
             raise Conflict(f"{service} has only one successful deployment; nothing earlier to "
                            "return to", code="nothing_to_roll_back_to")
         return earlier[0]
-    target = deps.ledger.get(to)
+    try:
+        target = deps.load(to)
+    except NotFound:
+        target = None
     if target is None or target.service != service:
         raise NotFound(f"no deployment {to!r} of {service}", code="unknown_deployment")
     if target.state is not State.SUCCEEDED or not target.task_definition_arn:

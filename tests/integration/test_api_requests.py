@@ -59,8 +59,9 @@ def test_a_push_for_a_service_missing_in_ecs_is_refused_clearly(stack, client):
 
 def test_api_errors_are_json_with_the_right_status(stack, client):
     """Unknown ids are 404, bad parameters 400, each with a code and a message."""
-    res = client.http.get("/deployments/d-nope")
-    assert res.status_code == 404 and res.json_body["error"] == "unknown_deployment"
+    for unknown in ("d-nope", "d-20261126T101010-" + "0" * 3000):  # DynamoDB keys stop at 2 KB
+        res = client.http.get(f"/deployments/{unknown}")
+        assert res.status_code == 404 and res.json_body["error"] == "unknown_deployment"
     res = client.http.get("/deployments?limit=abc")
     assert res.status_code == 400 and res.json_body["error"] == "bad_parameter"
     res = client.http.get("/deployments?state=DONE")

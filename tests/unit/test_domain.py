@@ -1,6 +1,7 @@
 """Pure domain rules: transitions, task-definition edits, tags, pruning choice, signed links."""
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -182,3 +183,37 @@ def test_window_and_expiry():
     assert d.not_before == "2026-11-26T12:10:00Z"
     assert not is_expired(d, NOW + timedelta(hours=1))
     assert is_expired(d, NOW + timedelta(hours=2))
+
+
+def test_diff_redacts_dotted_env_names_log_options_and_credentials():
+    """Env names with dots, log-driver options and registry credentials never show their values."""
+    old = {"family": "web", "containerDefinitions": [{
+        "name": "app", "image": "a", "environment": [{"name": "spring.datasource.password",
+                                                      "value": "hunter2"}],
+        "logConfiguration": {"logDriver": "awsfirelens", "options": {"apikey": "dd-key-1"}},
+        "repositoryCredentials": {"credentialsParameter": "arn:cred:1"}}]}
+    new = copy.deepcopy(old)
+    c = new["containerDefinitions"][0]
+    c["environment"][0]["value"] = "hunter3"
+    c["logConfiguration"]["options"]["apikey"] = "dd-key-2"
+    c["repositoryCredentials"]["credentialsParameter"] = "arn:cred:2"
+    c["logConfiguration"]["logDriver"] = "awslogs"
+    changes = taskdef.diff(old, new)
+    text = repr(changes)
+    for secret in ("hunter", "dd-key", "arn:cred"):
+        assert secret not in text
+    assert {"path": "container[app].logConfiguration.logDriver", "old": "awsfirelens",
+            "new": "awslogs"} in changes
+    assert len(changes) == 4
+
+
+def test_a_container_added_whole_still_hides_its_values():
+    """A sidecar new in this revision is listed field by field, its env values redacted."""
+    old = {"family": "web", "containerDefinitions": [{"name": "app", "image": "a"}]}
+    new = copy.deepcopy(old)
+    new["containerDefinitions"].append({"name": "agent", "image": "dd:7", "environment": [
+        {"name": "DD_API_KEY", "value": "sekrit"}]})
+    changes = {c["path"]: c for c in taskdef.diff(old, new)}
+    assert changes["container[agent].image"]["new"] == "dd:7"
+    assert changes["container[agent].environment.DD_API_KEY"]["new"] == "***"
+    assert "sekrit" not in repr(changes)
