@@ -13,6 +13,23 @@ from chalicelib.service.views import deployment_json
 FORM = ["application/x-www-form-urlencoded"]
 
 
+def rollback_request(body: dict) -> tuple[str, str]:
+    """``{"to": "previous" | "<deployment id>", "reason": "..."}``: nothing implicit, nothing extra
+    (an empty or misspelt body must not roll production back)."""
+    unknown = sorted(set(body) - {"to", "reason"})
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(unknown)}; send "
+                         '{"to": "previous" | "<deployment id>", "reason": "..."}',
+                         code="bad_rollback")
+    to, reason = body.get("to"), body.get("reason", "")
+    if not isinstance(to, str) or not to:
+        raise BadRequest("'to' is required: \"previous\" or a deployment id", code="bad_rollback")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise BadRequest("'reason' must be a string of at most 500 characters",
+                         code="bad_rollback")
+    return to, reason
+
+
 def register(app: Chalice, iam_authorizer) -> None:
     @app.route("/health")
     def health():
@@ -46,18 +63,15 @@ def register(app: Chalice, iam_authorizer) -> None:
         return json_response(queries.service_status(deps, deps.service(name)))
 
     @app.route("/services/{name}/rollback", methods=["POST"], authorizer=iam_authorizer,
-               content_types=["application/json"])
+               content_types=["application/json", "application/x-www-form-urlencoded"])
     @json_errors
     def rollback(name):
+        """A body is required and read as JSON whatever curl's default Content-Type says."""
         request = app.current_request
-        body = json_body(request.raw_body)
-        reason = body.get("reason", "")
-        if not isinstance(reason, str):
-            raise BadRequest("'reason' must be a string", code="bad_rollback")
+        to, reason = rollback_request(json_body(request.raw_body))
         identity = (request.context.get("identity") or {}).get("userArn") or "local"
-        dep = rollbacks.rollback(bootstrap.deps(), name, body.get("to", "previous"), reason[:500],
-                                 f"iam:{identity}")
         deps = bootstrap.deps()
+        dep = rollbacks.rollback(deps, name, to, reason, f"iam:{identity}")
         return json_response(deployment_json(dep, deps.config.service(dep.service)), 202)
 
     @app.route("/approvals/{dep_id}", methods=["GET"])

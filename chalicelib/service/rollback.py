@@ -45,7 +45,10 @@ def _target(deps: Deps, service: str, to: str) -> Deployment:
             raise Conflict(f"{service} has no successful deployment to roll back to",
                            code="nothing_to_roll_back_to")
         current = good[0].task_definition_arn
-        earlier = [d for d in good[1:] if d.task_definition_arn != current]
+        # Skip what a rollback already left: after v1, v2 (bad), rollback to v1, "previous" is the
+        # good deployment before v1, never v2 again.
+        left = {d.previous_task_definition_arn for d in good if d.kind == "rollback"}
+        earlier = [d for d in good[1:] if d.task_definition_arn not in left | {current}]
         if not earlier:
             raise Conflict(f"{service} has only one successful deployment; nothing earlier to "
                            "return to", code="nothing_to_roll_back_to")

@@ -114,3 +114,16 @@ def test_an_exact_redelivery_is_answered_from_the_idempotency_store(stack, clien
     assert len(calls) == asked
     stored = stack.client("dynamodb").scan(TableName="slipway-idem-test")["Items"]
     assert len(stored) == 1 and stored[0]["status"]["S"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("{}", "'to' is required"), ('{"too": "previous"}', "unknown field(s) too"),
+    ('{"to": "previous", "reason": "' + "x" * 501 + '"}', "at most 500"),
+    ('["previous"]', "must be a JSON object"),
+])
+def test_a_rollback_must_say_where_to(stack, client, body, message):
+    """An empty, misspelt or oversized rollback request is a 400 and rolls nothing back."""
+    res = client.http.post(f"/services/{SERVICE}/rollback", body=body,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert res.status_code == 400 and message in res.json_body["message"]
+    assert client.http.get("/deployments").json_body["deployments"] == []

@@ -483,3 +483,21 @@ def test_a_template_ecs_would_refuse_is_refused_at_push(world):
     with pytest.raises(AwsError, match="would be refused"):
         push(world)
     assert world.ledger.list() == []
+
+
+def test_previous_after_a_rollback_never_returns_to_the_bad_release(world):
+    """v1, v2 (bad), rollback to v1; 'previous' again goes before v1, not back to v2."""
+    def finish_rollback(rb):
+        world.dispatcher.drain(world)
+        rb = world.load(rb.id)
+        world.ecs.finish_rollout("production-cluster", WEB)
+        pipeline.rollout_changed(world, completed(rb))
+        return world.load(rb.id)
+
+    v0 = to_success(world, tags=("0000000", "0.9.0-0000000"))
+    v1 = to_success(world, tags=("1111111", "1.0.0-1111111"))
+    v2 = to_success(world, tags=("2222222", "1.1.0-2222222"))
+    first = finish_rollback(rollback.rollback(world, WEB, "previous", "bad", "iam:me"))
+    assert first.task_definition_arn == v1.task_definition_arn
+    second = finish_rollback(rollback.rollback(world, WEB, "previous", "still bad", "iam:me"))
+    assert second.task_definition_arn == v0.task_definition_arn != v2.task_definition_arn
