@@ -134,10 +134,22 @@ class Deployment:
     def busy(self) -> bool:
         return self.state in BUSY
 
+    def approved_at(self) -> str | None:
+        """When the work started: the approval (a rollback is created approved)."""
+        return next((t["at"] for t in self.timeline if t["state"] == State.APPROVED.value),
+                    self.created_at if self.kind == "rollback" else None)
+
     def duration_seconds(self) -> float | None:
-        if not self.finished_at:
+        """How long the deployment itself took: approval to the end (waiting for people excluded)."""
+        start = self.approved_at()
+        if not self.finished_at or not start:
             return None
-        return (parse_iso(self.finished_at) - parse_iso(self.created_at)).total_seconds()
+        return (parse_iso(self.finished_at) - parse_iso(start)).total_seconds()
+
+    def approval_wait_seconds(self) -> float | None:
+        """How long the image waited for its approvers."""
+        start = self.approved_at()
+        return (parse_iso(start) - parse_iso(self.created_at)).total_seconds() if start else None
 
     # -- persistence -------------------------------------------------------------------------
     def to_item(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
     out.update(
         tags=list(dep.tags), diff=list(dep.diff), expires_at=dep.expires_at,
         not_before=dep.not_before, duration_seconds=dep.duration_seconds(),
+        approval_wait_seconds=dep.approval_wait_seconds(),
         rollback_of=dep.rollback_of,
     )
     if svc is not None:

@@ -35,11 +35,15 @@ def test_every_state_allows_exactly_its_listed_moves(start):
             assert err.value.status == 409 and d.state is start and not d.timeline
 
 
-def test_terminal_states_record_when_they_finished():
-    """Reaching a terminal state stamps finished_at so durations can be reported."""
-    d = dep(State.DEPLOYING)
+def test_duration_counts_the_deployment_not_the_wait_for_approvers():
+    """Duration runs from approval to the end; the wait for approvers is reported apart."""
+    d = dep()  # pushed at 11:00
+    d.transition(State.APPROVED, "ok", NOW - timedelta(minutes=10))
+    d.transition(State.DEPLOYING, "go", NOW - timedelta(minutes=9))
+    assert d.duration_seconds() is None
     d.transition(State.SUCCEEDED, "done", NOW)
-    assert d.finished_at == "2026-11-26T12:00:00Z" and d.duration_seconds() == 3600
+    assert d.finished_at == "2026-11-26T12:00:00Z"
+    assert d.duration_seconds() == 600 and d.approval_wait_seconds() == 3000
 
 
 def test_deployment_round_trips_through_its_item():
