@@ -39,6 +39,9 @@ class GitHubNotifier:
         self._deps = deps
         self._client = Lazy(client_factory)
 
+    def channels(self, svc) -> list[str]:
+        return [CHANNEL] if svc.notify.github_repository else []
+
     def changed(self, dep: Deployment, changes: list[str]) -> None:
         svc = self._deps.config.service(dep.service)
         if svc is None or not svc.notify.github_repository:

@@ -23,6 +23,10 @@ class FanOut:
     def __init__(self, *notifiers) -> None:
         self.notifiers = notifiers
 
+    def channels(self, svc) -> list[str]:
+        """The channels that will be told about this service's deployments (Slack, GitHub)."""
+        return [c for n in self.notifiers for c in getattr(n, "channels", lambda _: [])(svc)]
+
     def changed(self, dep: Deployment, changes: list[str]) -> None:
         for notifier in self.notifiers:
             try:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from chalicelib.adapters.errors import NotificationError
 from chalicelib.domain.model import Deployment
 from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.ports import NOT_SENT
 
 log = logging.getLogger("slipway.notify")
 RECENT = 50  # how many of the newest deployments the reconciler checks for pending notifications
@@ -110,8 +111,8 @@ def mark_pending(deps: Deps, dep: Deployment, channel: str, exc: BaseException) 
 
     def update(notes: dict) -> bool:
         pending = notes.setdefault("pending", {})
-        if channel in pending:
-            return False
+        if pending.get(channel) not in (None, NOT_SENT):
+            return False  # keep the first real error
         pending[channel] = str(message)[:200]
         return True
 

@@ -40,6 +40,9 @@ class SlackNotifier:
         self._deps = deps
         self._client = Lazy(client_factory)
 
+    def channels(self, svc) -> list[str]:
+        return [CHANNEL] if svc.notify.slack_channel else []
+
     # -- the Notifier port ---------------------------------------------------------------------
     def changed(self, dep: Deployment, changes: list[str]) -> None:
         svc = self._deps.config.service(dep.service)

@@ -7,6 +7,7 @@ from chalicelib.domain import approval, links
 from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import Conflict
 from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.ports import NOT_SENT
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
         author = dep.notifications.get("author")
         if author:
             authors = deps.config.same_person(author)
+        elif decision == "approve" and _author_unknown_yet(dep, svc):
+            raise Conflict("Slipway is still asking GitHub who wrote this commit (self-review is "
+                           "not allowed here); try again in a minute", code="author_unknown")
         message = approval.decide(dep, svc.approval, identity=identity, via=via,
                                   decision=decision, comment=comment, now=deps.clock(),
                                   authors=authors, person=deps.config.same_person)
@@ -46,6 +50,15 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
     if outcome.deployment.state is State.APPROVED:
         deps.kick(outcome.deployment.id)
     return outcome
+
+
+def _author_unknown_yet(dep: Deployment, svc) -> bool:
+    """With prevent_self_review, nobody may approve before GitHub was asked who wrote the commit
+    (the push is seconds old, or the Lambda asking died). If GitHub was asked and failed, approval
+    goes on: GitHub errors never block a deployment (README, Approvals)."""
+    return (svc.approval.prevent_self_review and dep.kind == "deploy" and bool(dep.commit)
+            and bool(svc.notify.github_repository)
+            and (dep.notifications.get("pending") or {}).get("github") == NOT_SENT)
 
 
 def link_for(deps: Deps, dep: Deployment, identity: str) -> str:

@@ -11,6 +11,7 @@ from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
 from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import ImagePushed, image_pushed
+from chalicelib.service.ports import NOT_SENT
 
 log = logging.getLogger("slipway.intake")
 
@@ -73,6 +74,11 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
                  "circuit_breaker_rollback": bool(breaker.get("rollback"))},
         previous_task_definition_arn=current_arn,
     )
+    # Write-ahead: every channel that must hear of it is pending until it has (a Lambda that dies
+    # before Slack answers leaves a trace the reconciler re-syncs from).
+    channels = getattr(deps.notifier, "channels", lambda _: [])(svc)
+    if channels:
+        dep.notifications["pending"] = {c: NOT_SENT for c in channels}
     approval.open_window(dep, svc.approval, now)
     dep.log(f"image pushed as {', '.join(tags)}; waiting for approval"
             if svc.approval.required else f"image pushed as {', '.join(tags)}", now)

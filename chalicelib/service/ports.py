@@ -39,6 +39,10 @@ class Ledger(Protocol):
         """Store (or with None, remove) a resumable background job's progress."""
 
 
+#: What a channel that has not been told yet says in ``dep.notifications["pending"]``.
+NOT_SENT = "not sent yet"
+
+
 class Notifier(Protocol):
     """Tells people about a deployment's changes. Never raises: failures are logged and retried."""
 

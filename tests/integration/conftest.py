@@ -21,6 +21,8 @@ from moto.server import ThreadedMotoServer
 from chalicelib import config as config_mod
 from chalicelib.adapters import tables
 from chalicelib.entrypoints import bootstrap
+from devstack.standins.github_server import GitHubStandIn
+from devstack.standins.slack_server import SlackStandIn
 from tests.conftest import CONFIG_DIR
 
 REGION = "us-east-1"
@@ -59,6 +61,8 @@ class Stack:
     queue_url: str
     clock: Clock
     services: dict = field(default_factory=dict)
+    slack: object = None  # devstack's Slack stand-in (real HTTP on 127.0.0.1)
+    github: object = None  # and GitHub's
 
     def client(self, name: str):
         return boto3.client(name, region_name=REGION, endpoint_url=self.endpoint)
@@ -151,14 +155,17 @@ def stack(moto_server, monkeypatch):
         "SLIPWAY_CONFIG": str(CONFIG_DIR / "services.toml"), "SLIPWAY_TABLE": "slipway-test",
         "SLIPWAY_IDEMPOTENCY_TABLE": "slipway-idem-test", "SLIPWAY_SECRET_ID": "slipway/test",
         "SLIPWAY_PUBLIC_URL": "http://127.0.0.1:9",
-        "SLACK_API_URL": "http://127.0.0.1:9/api/", "GITHUB_API_URL": "http://127.0.0.1:9",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     secret, queue_url, services = provision(moto_server, CONFIG_DIR)
     monkeypatch.setenv("SLIPWAY_QUEUE_URL", queue_url)
-    bootstrap.reset()
-    s = Stack(moto_server, CONFIG_DIR, secret, queue_url, Clock(), services)
-    s.deps()
-    yield s
-    bootstrap.reset()
+    with SlackStandIn(token=secret["slack_bot_token"]) as slack, \
+            GitHubStandIn(token=secret["github_token"]) as github:
+        monkeypatch.setenv("SLACK_API_URL", slack.url)
+        monkeypatch.setenv("GITHUB_API_URL", github.url)
+        bootstrap.reset()
+        s = Stack(moto_server, CONFIG_DIR, secret, queue_url, Clock(), services, slack, github)
+        s.deps()
+        yield s
+        bootstrap.reset()

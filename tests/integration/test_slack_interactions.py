@@ -11,10 +11,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.entrypoints import bootstrap
 from chalicelib.service import decisions, reconcile as reconciler
-from devstack.standins.github_server import GitHubStandIn
-from devstack.standins.slack_server import SlackStandIn
 from tests.integration.helpers import (SERVICE, link_token, push_events, push_image, rollout,
                                        task_stopped)
 from tests.notify_kit import interaction, signed
@@ -25,16 +22,10 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
-def world(stack, monkeypatch):
-    """The moto stack with Slack and GitHub stand-ins that expect the secret's tokens."""
-    with SlackStandIn(token=stack.secret["slack_bot_token"]) as slack, \
-            GitHubStandIn(token=stack.secret["github_token"]) as github:
-        monkeypatch.setenv("SLACK_API_URL", slack.url)
-        monkeypatch.setenv("GITHUB_API_URL", github.url)
-        bootstrap.reset()
-        stack.deps()
-        with Client(app_module.app) as client:
-            yield stack, client, slack, github
+def world(stack):
+    """The moto stack with its Slack and GitHub stand-ins (they expect the secret's tokens)."""
+    with Client(app_module.app) as client:
+        yield stack, client, stack.slack, stack.github
 
 
 def push(stack, client) -> dict:

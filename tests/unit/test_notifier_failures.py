@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from chalicelib.adapters import notifiers
 from chalicelib.domain.model import State
 from chalicelib.service import decisions, pipeline, reconcile
-from tests.notify_kit import (approve, channel_message, dms, env, github_server, push, rendered,
+from tests.notify_kit import (REPO, SHA, approve, channel_message, dms, env, github_server, push, rendered,
                               rollout, slack_server, statuses, stopped, token_of, world,
                               write_config)
 
@@ -114,3 +116,22 @@ def test_a_write_racing_the_bookkeeping_is_kept_and_the_bookkeeping_retried(env,
     got = deps.load(dep.id)
     assert got.timeline[-1]["note"] == "a concurrent writer was here"
     assert got.notifications["pending"] == {"github": "RuntimeError"}
+
+
+def test_nobody_approves_before_github_was_asked_who_wrote_the_commit(env, github_server):
+    """A Lambda that died before asking GitHub leaves 'not sent yet': approval waits (409) until
+    the reconciler has asked, then the author cannot approve their own change."""
+    from chalicelib.errors import Conflict, Forbidden
+
+    github_server.set_commit_author(REPO, SHA, "carol")
+    deps = env()
+    dep = push(deps)
+    stored = deps.load(dep.id)  # as if the push's Lambda had died before telling GitHub
+    stored.notifications = {"pending": {"github": "not sent yet"}}
+    deps.ledger.save(stored)
+    with pytest.raises(Conflict, match="still asking GitHub"):
+        decisions.decide(deps, dep.id, identity="github:carol", via="link", decision="approve")
+    notifiers.resync_pending(deps)
+    assert deps.load(dep.id).notifications["author"] == "github:carol"
+    with pytest.raises(Forbidden, match="you wrote this change"):
+        decisions.decide(deps, dep.id, identity="github:carol", via="link", decision="approve")
