@@ -21,6 +21,7 @@ class FakeEcs:
         self.tasks: dict[str, dict] = {}
         self.tokens: dict[str, str] = {}
         self.images: dict[tuple[str, str], list[str]] = {}
+        self.pushed_at: dict[str, str] = {}
         self.calls: list[str] = []
         self._ids = itertools.count(1000)
         self.fail_run_task: str | None = None
@@ -69,9 +70,9 @@ class FakeEcs:
         self.calls.append("DescribeTaskDefinition")
         return copy.deepcopy(self.task_definitions[arn])
 
-    def image_tags(self, repository: str, digest: str) -> list[str]:
+    def image_info(self, repository: str, digest: str) -> tuple[list[str], str | None]:
         self.calls.append("DescribeImages")
-        return list(self.images.get((repository, digest), []))
+        return list(self.images.get((repository, digest), [])), self.pushed_at.get(digest)
 
     def check_registration(self, body: dict) -> None:
         if not isinstance(body.get("cpu", ""), str):

@@ -55,10 +55,15 @@ class Ecs:
         got = _call(self._ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
         return (got.get("tasks") or [None])[0]
 
-    def image_tags(self, repository: str, digest: str) -> list[str]:
+    def image_info(self, repository: str, digest: str) -> tuple[list[str], str | None]:
+        """Every tag of the image and when it was pushed (ISO), from one DescribeImages call."""
         got = _call(self._ecr.describe_images, repositoryName=repository,
                     imageIds=[{"imageDigest": digest}])
-        return sorted({t for d in got.get("imageDetails", []) for t in d.get("imageTags", [])})
+        details = got.get("imageDetails", [])
+        tags = sorted({t for d in details for t in d.get("imageTags", [])})
+        pushed = [d["imagePushedAt"] for d in details if d.get("imagePushedAt")]
+        return tags, (pushed[0].isoformat() if pushed and hasattr(pushed[0], "isoformat")
+                      else None)
 
     def task_definition_pages(self, family: str) -> Iterator[list[str]]:
         """ACTIVE revisions of ``family``, newest first, 100 a page (one call a page)."""

@@ -76,6 +76,7 @@ class Deployment:
     tags: list[str] = dataclasses.field(default_factory=list)
     image_digest: str = ""
     image: str = ""
+    pushed_at: str | None = None  # when ECR got the image (orders pushes; events arrive unordered)
     version: str | None = None
     commit: str | None = None
     task_definition: dict | None = None  # what will be registered (approved as shown)
@@ -165,6 +166,12 @@ class Deployment:
         values = {k: v for k, v in data.items() if k in names}
         values["state"] = State(values["state"])
         return cls(**values)
+
+
+def push_order(dep: "Deployment") -> tuple[str, str]:
+    """Which image is newer: ECR's push time when known, else when Slipway heard of it."""
+    pushed = parse_iso(dep.pushed_at) if dep.pushed_at else parse_iso(dep.created_at)
+    return pushed.isoformat(), dep.created_at
 
 
 def parse_iso(value: str) -> datetime:

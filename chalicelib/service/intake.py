@@ -6,7 +6,7 @@ import logging
 from chalicelib.adapters.errors import AwsError
 from chalicelib.config import ServiceConfig
 from chalicelib.domain import approval, taskdef
-from chalicelib.domain.model import Deployment, State, iso, new_id
+from chalicelib.domain.model import Deployment, State, iso, new_id, push_order
 from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
 from chalicelib.service.deps import Deps, finish, retrying
@@ -40,7 +40,7 @@ def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
         return _merge_tag(deps, stored, push.tag)
     deps.tell(stored, ["CREATED"])
     _supersede_older(deps, stored)
-    if not svc.approval.required:
+    if not svc.approval.required and deps.load(stored.id).state is State.PENDING_APPROVAL:
         auto_approve(deps, stored.id)
     return f"created {stored.id}"
 
@@ -49,10 +49,10 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
     """Read the service once and decide exactly what will be registered, so approvers see it."""
     now = deps.clock()
     try:
-        tags = deps.ecs.image_tags(push.repository, push.digest)
+        tags, pushed_at = deps.ecs.image_info(push.repository, push.digest)
     except AwsError as exc:  # the event's own tag is enough to go on with
         log.warning("could not list tags of %s: %s", push.digest, exc.message)
-        tags = []
+        tags, pushed_at = [], None
     tags = sorted(set(tags) | ({push.tag} if push.tag else set()))
     best, info = describe(tags)
     service = deps.ecs.describe_service(svc.cluster, svc.service)
@@ -68,7 +68,8 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
     dep = Deployment(
         id=new_id(now), service=svc.name, kind="deploy", state=State.PENDING_APPROVAL,
         created_at=iso(now), repository=push.repository, image_tag=best, tags=tags,
-        image_digest=push.digest, image=image, version=info.version, commit=info.commit,
+        image_digest=push.digest, image=image, pushed_at=pushed_at, version=info.version,
+        commit=info.commit,
         task_definition=body, diff=taskdef.diff(current, body),
         network={**deps.ecs.launch_settings(service),
                  "circuit_breaker_rollback": bool(breaker.get("rollback"))},
@@ -106,12 +107,19 @@ def _merge_tag(deps: Deps, dep: Deployment, tag: str | None) -> str:
     return retrying(step)
 
 
-def _supersede_older(deps: Deps, newest: Deployment) -> None:
-    for older in deps.ledger.list(service=newest.service, state=State.PENDING_APPROVAL.value):
-        if (older.created_at, older.id) >= (newest.created_at, newest.id):
-            continue
-
-        finish(deps, older.id, State.SUPERSEDED, f"superseded by {newest.id} ({newest.image_tag})",
+def _supersede_older(deps: Deps, dep: Deployment) -> None:
+    """Only the newest *pushed* image waits for approval. ECR events arrive unordered and late
+    (retries), so an older build heard of last is superseded itself, not the newer one."""
+    pending = [d for d in deps.ledger.list(service=dep.service, state=State.PENDING_APPROVAL.value)
+               if d.id != dep.id]
+    newer = [d for d in pending if push_order(d) > push_order(dep)]
+    if newer:
+        newest = max(newer, key=push_order)
+        finish(deps, dep.id, State.SUPERSEDED, f"superseded by {newest.id} ({newest.image_tag}), "
+               "pushed later", only_from=State.PENDING_APPROVAL)
+        return
+    for older in pending:
+        finish(deps, older.id, State.SUPERSEDED, f"superseded by {dep.id} ({dep.image_tag})",
                only_from=State.PENDING_APPROVAL)
 
 

@@ -501,3 +501,20 @@ def test_previous_after_a_rollback_never_returns_to_the_bad_release(world):
     assert first.task_definition_arn == v1.task_definition_arn
     second = finish_rollback(rollback.rollback(world, WEB, "previous", "still bad", "iam:me"))
     assert second.task_definition_arn == v0.task_definition_arn != v2.task_definition_arn
+
+
+def test_an_older_build_heard_of_last_does_not_supersede_the_newer_one(world):
+    """ECR events arrive unordered: the image pushed last waits for approval, whatever came first."""
+    world.ecs.pushed_at["sha256:" + "e" * 64] = "2026-11-26T08:00:00+00:00"  # build 1
+    world.ecs.pushed_at["sha256:" + "f" * 64] = "2026-11-26T08:05:00+00:00"  # build 2
+    digests = iter(["sha256:" + "f" * 64, "sha256:" + "e" * 64])  # build 2's event arrives first
+    global DIGESTS
+    saved, DIGESTS = DIGESTS, digests
+    try:
+        second = push(world, tags=("2222222",))
+        first = push(world, tags=("1111111",))
+    finally:
+        DIGESTS = saved
+    assert world.load(second.id).state is State.PENDING_APPROVAL
+    first = world.load(first.id)
+    assert first.state is State.SUPERSEDED and second.id in first.reason
