@@ -1,16 +1,90 @@
 """The REST API (DESIGN.md 'REST API'). Routes parse input, call the service layer, shape output."""
 from __future__ import annotations
 
-from chalice import Chalice
+from chalice import Chalice, Response
 
+from chalicelib.domain import approval
+from chalicelib.domain.model import State
 from chalicelib.entrypoints import bootstrap, pages
+from chalicelib.entrypoints.deployment_page import deployment_error_page, deployment_page
 from chalicelib.entrypoints.http import (error_status, form, html_response, int_param, json_body,
                                          json_errors, json_response)
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, Conflict
 from chalicelib.service import decisions, queries, rollback as rollbacks
+from chalicelib.service.deps import Deps
 from chalicelib.service.views import deployment_json
 
 FORM = ["application/x-www-form-urlencoded"]
+
+
+def prefers_html(accept: str | None) -> bool:
+    """Does this ``Accept`` header rank ``text/html`` above JSON? Browsers send
+    ``text/html,…,*/*;q=0.8``: yes. No header, ``*/*``, ``application/json`` or a tie: no, so API
+    clients keep the JSON contract. Each type takes the q of its most specific range."""
+    ranges: dict[str, float] = {}
+    for part in (accept or "").split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media:
+            ranges.setdefault(media.lower(), q)
+
+    def quality(kind: str, sub: str) -> float:
+        return next((ranges[k] for k in (f"{kind}/{sub}", f"{kind}/*", "*/*") if k in ranges), 0.0)
+
+    html = quality("text", "html")
+    return html > 0 and html > quality("application", "json")
+
+
+def _vary(response: Response) -> Response:
+    """One URL, two representations: caches must key on Accept (headers copied, never shared)."""
+    response.headers = {**response.headers, "Vary": "Accept"}
+    return response
+
+
+@json_errors
+def _deployment_as_json(dep_id: str) -> Response:
+    return json_response(queries.get_deployment(bootstrap.deps(), dep_id))
+
+
+def _deployment_as_html(dep_id: str) -> Response:
+    try:
+        return html_response(deployment_page(queries.get_deployment(bootstrap.deps(), dep_id)))
+    except Exception as exc:
+        status, _, message = error_status(exc)
+        return html_response(deployment_error_page(status, message), status)
+
+
+def _undecidable(deps: Deps, dep_id: str, claims) -> tuple[dict, Response | None]:
+    """The deployment's view, and the 409 page when this link cannot decide it (same on GET and
+    POST): link already used, deployment no longer pending, or its request expired."""
+    dep = deps.load(dep_id)
+    view = deployment_json(dep, deps.config.service(dep.service))
+    if claims.nonce in dep.used_tokens:
+        return view, html_response(pages.settled_page(view, used=True), 409)
+    if dep.state is not State.PENDING_APPROVAL:
+        return view, html_response(pages.settled_page(view), 409)
+    if approval.is_expired(dep, deps.clock()):
+        return view, html_response(pages.settled_page(view, expired_at=dep.expires_at), 409)
+    return view, None
+
+
+def _html_error(exc: Exception, deps: Deps | None = None, dep_id: str = "") -> Response:
+    """An error page; once the link is known to be genuine, it links the deployment's page."""
+    status, code, message = error_status(exc)
+    view = None
+    if deps is not None and status in (403, 409):
+        try:
+            view = queries.get_deployment(deps, dep_id)
+        except Exception:  # the page still says what went wrong
+            view = None
+    return html_response(pages.error_page(status, message, code, view), status)
 
 
 def rollback_request(body: dict) -> tuple[str, str]:
@@ -40,14 +114,17 @@ def register(app: Chalice, iam_authorizer) -> None:
     def list_deployments():
         params = app.current_request.query_params or {}
         limit = int_param(params, "limit", 50, 1, 200)
+        state = params.get("state")  # any case: ?state=failed means FAILED
         found = queries.list_deployments(bootstrap.deps(), params.get("service"),
-                                         params.get("state"), limit)
+                                         state.upper() if state else state, limit)
         return json_response({"deployments": found})
 
     @app.route("/deployments/{dep_id}")
-    @json_errors
     def get_deployment(dep_id):
-        return json_response(queries.get_deployment(bootstrap.deps(), dep_id))
+        """JSON for API clients; a read-only page for browsers (Slack's "Review in browser")."""
+        if prefers_html(app.current_request.headers.get("accept")):
+            return _vary(_deployment_as_html(dep_id))
+        return _vary(_deployment_as_json(dep_id))
 
     @app.route("/services")
     @json_errors
@@ -81,37 +158,44 @@ def register(app: Chalice, iam_authorizer) -> None:
         try:
             deps = bootstrap.deps()
             claims = decisions.verify_link(deps, dep_id, token)
-            view = queries.get_deployment(deps, dep_id)
-            dep = deps.load(dep_id)
-            if claims.nonce in dep.used_tokens:
-                return html_response(pages.result_page(
-                    "This link was already used", "You have already decided with this link.",
-                    view), 409)
-            if view["state"] != "PENDING_APPROVAL":
-                return html_response(pages.result_page(
-                    "Nothing to decide", f"This deployment is {view['state']}.", view), 409)
+            view, settled = _undecidable(deps, dep_id, claims)
             # A relative action posts back to /approvals/{id} behind any API stage prefix.
-            return html_response(pages.confirm_page(view, token, claims.identity, dep_id))
+            return settled or html_response(pages.confirm_page(view, token, claims.identity,
+                                                               dep_id))
         except Exception as exc:
-            status, _, message = error_status(exc)
-            return html_response(pages.error_page(status, message), status)
+            return _html_error(exc)
 
     @app.route("/approvals/{dep_id}", methods=["POST"], content_types=FORM)
     def approval_decide(dep_id):
         """Decide with a signed link: the token names the approver; each works once."""
+        deps = claims = None
         try:
             fields = form(app.current_request.raw_body)
             deps = bootstrap.deps()
-            claims = decisions.verify_link(deps, dep_id, fields.get("token", ""))
+            token = fields.get("token", "")
+            claims = decisions.verify_link(deps, dep_id, token)
+            decision, comment = fields.get("decision", ""), fields.get("comment", "")
+            if decision not in (approval.APPROVE, approval.REJECT):  # the link itself is fine
+                view, settled = _undecidable(deps, dep_id, claims)
+                return settled or html_response(pages.confirm_page(
+                    view, token, claims.identity, dep_id, comment=comment,
+                    problem="Choose Approve or Reject; nothing was changed."), 400)
             outcome = decisions.decide(
-                deps, dep_id, identity=claims.identity, via="link",
-                decision=fields.get("decision", ""), comment=fields.get("comment", ""),
-                link_nonce=claims.nonce)
+                deps, dep_id, identity=claims.identity, via="link", decision=decision,
+                comment=comment, link_nonce=claims.nonce)
             view = deployment_json(outcome.deployment,
                                    deps.config.service(outcome.deployment.service))
             return html_response(pages.result_page(outcome.message.split(".")[0],
                                                    outcome.message, view))
+        except Conflict as exc:  # used link or settled deployment: the words GET would show
+            if claims is not None and (exc.code == "link_used" or
+                                       exc.code.startswith("deployment_")):
+                try:
+                    settled = _undecidable(deps, dep_id, claims)[1]
+                except Exception:
+                    settled = None
+                if settled is not None:
+                    return settled
+            return _html_error(exc, deps if claims is not None else None, dep_id)
         except Exception as exc:
-            status, _, message = error_status(exc)
-            return html_response(pages.error_page(status, message), status)
-
+            return _html_error(exc, deps if claims is not None else None, dep_id)
