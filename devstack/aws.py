@@ -1,8 +1,9 @@
 """Embedded AWS: moto's server in this process, on loopback, provisioned from a config dir.
 
 In-process (not a subprocess) so that ``devstack.ecs_emulator`` can reach moto's backend objects and
-fill in what moto does not do (see AWS-FACTS.md). Everything else talks to it over HTTP with boto3,
-exactly as the Lambda functions talk to AWS: ``AWS_ENDPOINT_URL`` plus dummy credentials.
+fill in what moto does not do (task exits, rollouts, ECS events). Everything else talks to it over
+HTTP with boto3, exactly as the Lambda functions talk to AWS: ``AWS_ENDPOINT_URL`` plus dummy
+credentials.
 
 Provisioning follows ``services.toml``: an ECR repository per service repository; a VPC (DNS
 hostnames on: Fargate tasks need it in moto), two subnets and a security group; the ECS clusters;

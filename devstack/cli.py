@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -51,14 +53,10 @@ def run_serve(host: str, port: int, config: Path, task_seconds: float, log_level
     from devstack.aws import ProvisioningError
     from devstack.client import Client
     from devstack.ecs_emulator import EcsSettings
-    from devstack.links import approval_links
     from devstack.stack import Stack
-    from devstack.timeline import Follower
+    from devstack.timeline import Follower, Narrator, link_lines, recovery_lines
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("devstack: %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("devstack").addHandler(handler)
-    logging.getLogger("devstack").setLevel(log_level)
+    log_file = _log_to_file_and_terminal(log_level)
     if log_level != "DEBUG":  # EMF metric lines are for CloudWatch, not for a person watching
         sys.stdout = _DropMetricLines(sys.stdout)
     stop = threading.Event()
@@ -66,27 +64,68 @@ def run_serve(host: str, port: int, config: Path, task_seconds: float, log_level
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stack = Stack(config, host, port, ecs=EcsSettings(task_seconds=task_seconds),
                   log_level=log_level)
+    stack.log_file = log_file
     try:
         stack.start()
     except (OSError, ConfigError, ProvisioningError) as exc:
         print(f"devstack: could not start: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 1
+    narrator = None
     try:
         _banner(stack)
-        client, shown = Client(stack.url), set()
-        follower = Follower(client)
+        follower = Follower(Client(stack.url))
+        reconciler = stack.reconciler
+        narrator = Narrator(follower.lines, link_lines(stack.slack.messages, follower),
+                            recovery_lines(reconciler.recovered, follower),
+                            holds=[lambda: reconciler.running_since])
         while not stop.wait(0.5):
-            for line in follower.poll():
-                print(line, flush=True)
-            for link in approval_links(stack.slack.messages()):
-                if link not in shown:
-                    shown.add(link)
-                    print(f"  approval link (from the Slack stand-in): {link}", flush=True)
+            _print(narrator.poll)
     finally:
+        if narrator is not None:
+            _print(narrator.flush)
         print("devstack: stopping…", flush=True)
         stack.stop()
         print("devstack: stopped", flush=True)
     return 0
+
+
+def _print(lines) -> None:
+    """Print what the narrator has; a hiccup reading the app is logged, never the end of serve."""
+    try:
+        for line in lines():
+            print(line, flush=True)
+    except Exception as exc:
+        logging.getLogger("devstack").warning("could not read the timeline: %r", exc, exc_info=True)
+
+
+def _log_to_file_and_terminal(level: str) -> Path:
+    """The devstack's log: one line per record on the terminal, everything (tracebacks too) in a
+    log file whose path the banner prints."""
+    fd, path = tempfile.mkstemp(prefix="slipway-devstack-", suffix=".log")
+    os.close(fd)
+    terminal = logging.StreamHandler()
+    terminal.setLevel(level)
+    terminal.setFormatter(_OneLine("devstack: %(levelname)s %(name)s: %(message)s"))
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setLevel(min(logging.getLevelName(level), logging.INFO))
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("devstack")
+    logger.addHandler(terminal)
+    logger.addHandler(to_file)
+    logger.setLevel(min(logging.getLevelName(level), logging.INFO))
+    return Path(path)
+
+
+class _OneLine(logging.Formatter):
+    """A record's message without its traceback (that is in the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
 
 
 class _DropMetricLines(io.TextIOBase):
@@ -115,11 +154,12 @@ def _banner(stack) -> None:
     print(f"Slipway devstack: {url}", flush=True)
     print(f"""  health           {url}/health
   deployments      {url}/deployments      services  {url}/services
-  devstack         {url}/_devstack        (control endpoints, see DESIGN.md)
+  devstack         {url}/_devstack        (its own control endpoints: push, ECS behaviour, events)
   embedded AWS     {aws}   region us-east-1, e.g.
                    aws --endpoint-url {aws} ecs describe-services --cluster production-cluster --services better-chatbot
   Slack stand-in   {url}/_devstack/slack/messages
   GitHub stand-in  {url}/_devstack/github/deployments
+  log file         {stack.log_file}   (details and tracebacks)
 Push an image as CI would:
   curl -s -X POST {url}/_devstack/push -H 'Content-Type: application/json' \\
        -d '{{"repository": "better-chatbot", "tags": ["abc123d", "1.22.0-abc123d", "latest"]}}'

@@ -1,9 +1,11 @@
-"""The devstack's own endpoints under ``/_devstack`` (DESIGN.md "Devstack"). Never part of the app.
+"""The devstack's own endpoints under ``/_devstack``: steer and inspect the stack (never the app).
 
     GET  /_devstack                    this list
     GET  /_devstack/aws                {"endpoint_url", "region", "secret_id"}
     POST /_devstack/push               {"repository", "tags": [...]} → {"digest", "events"}
-    POST /_devstack/events             any EventBridge event (or a list) → {"handlers", "results"}
+    POST /_devstack/events             any EventBridge event (or a list) → {"handlers", "results"};
+                                       source, detail-type and detail are enough (EventBridge's
+                                       envelope is filled in); 502 if a handler kept failing
     POST /_devstack/ecs                how emulated ECS behaves next → the settings in force
     GET  /_devstack/ecs                the settings in force and how many events were withheld
     POST /_devstack/reconcile          run the scheduled reconciler now → what it did
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from devstack import aws as aws_mod
 from devstack.ecs_emulator import SettingsError
-from devstack.events import push_image
+from devstack.events import BadEvent, envelope, failed, push_image
 
 if TYPE_CHECKING:
     from devstack.server import DevstackServer
@@ -31,6 +33,9 @@ def _json(body: bytes) -> Any:
         return json.loads(body or b"{}")
     except ValueError:
         return None
+
+
+_NOT_JSON = object()
 
 
 def _bad(message: str) -> tuple[int, dict]:
@@ -64,15 +69,31 @@ def register_control(server: "DevstackServer", stack: "Stack") -> None:
         return 200, {"digest": digest, "events": len(events), "results": results}
 
     def events(body: bytes):
-        data = _json(body)
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            data = _NOT_JSON
         batch = data if isinstance(data, list) else [data]
-        if not batch or not all(isinstance(e, dict) and e.get("detail-type") for e in batch):
-            return _bad("send an EventBridge event (an object with source, detail-type, detail) "
-                        "or a list of them")
+        try:
+            if not body.strip():
+                raise BadEvent("the body is empty")
+            if data is _NOT_JSON or not batch:
+                raise BadEvent("the body is not JSON" if batch else "the list is empty")
+            batch = [envelope(e, aws_mod.ACCOUNT, aws_mod.REGION) for e in batch]
+        except BadEvent as exc:
+            return _bad(f"{exc}; send an EventBridge event (an object with source, detail-type "
+                        "and detail; the rest of the envelope is filled in) or a list of them")
         reached = [stack.bus.targets(e) for e in batch]
         results = stack.bus.publish_and_wait(batch)
-        return 200, {"handlers": sorted({n for names in reached for n in names}),
-                     "per_event": reached, "results": results}
+        reply = {"handlers": sorted({n for names in reached for n in names}),
+                 "per_event": reached, "results": results,
+                 "events": [{"id": e["id"], "detail-type": e["detail-type"]} for e in batch]}
+        broken = sorted({name for name, outcomes in results.items()
+                         if any(failed(o) for o in outcomes)})
+        if broken:  # the handler raised on every attempt: a 502, as a gateway would answer
+            return 502, {**reply, "error": "handler_failed", "message": (
+                f"{', '.join(broken)} raised on every attempt ({stack.log_hint()})")}
+        return 200, reply
 
     def ecs_set(body: bytes):
         try:

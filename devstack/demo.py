@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from devstack.client import Client
 from devstack.ecs_emulator import EcsSettings
 from devstack.links import approval_links
 from devstack.stack import Stack
-from devstack.timeline import Follower, settled, slack_text
+from devstack.timeline import Follower, Narrator, recovery_lines, settled, slack_text
 
 SERVICE = REPOSITORY = "better-chatbot"
 APPROVER = "slack:U0APPROVER1"
@@ -127,13 +128,19 @@ class Demo:
 
     def follow(self, dep_id: str, timeout: float = 90) -> dict:
         follower = Follower(self.http, dep_id, label=False)
+        reconciler = self.stack.reconciler
+        narrator = Narrator(follower.lines, recovery_lines(
+            reconciler.recovered, dep_id=dep_id, labelled=False), grace=0.5,
+            holds=[lambda: reconciler.running_since])
         started = time.monotonic()
         dep: dict = {}
         while time.monotonic() - started < timeout:
-            for text in follower.poll():
+            for text in narrator.poll():
                 self.out.line(text)
             dep = follower.latest.get(dep_id, {})
             if settled(dep):
+                for text in narrator.flush():
+                    self.out.line(text)
                 return dep
             self.out.progress(f"{dep.get('state', '?')} · {time.monotonic() - started:4.1f} s")
             time.sleep(0.2)
@@ -228,9 +235,15 @@ def run(scenario: str, config_dir: Path, task_seconds: float = 2.0, log_level: s
     log_fd, log_path = tempfile.mkstemp(prefix=f"slipway-demo-{scenario}-", suffix=".log")
     saved = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = os.fdopen(log_fd, "w", buffering=1)  # before the app is imported
+    to_log = logging.StreamHandler(sys.stderr)  # the devstack's own log: in the file, tracebacks too
+    to_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    devstack_log = logging.getLogger("devstack")
+    devstack_log.addHandler(to_log)
+    devstack_log.setLevel(logging.INFO)
     out.line(f"Slipway demo: {scenario} (config {config_dir})")
     out.step("Starting the devstack (embedded AWS, emulated ECS events, Slack and GitHub stand-ins)")
     stack = Stack(config_dir, ecs=EcsSettings(task_seconds=task_seconds), log_level=log_level)
+    stack.log_file = Path(log_path)
     try:
         stack.start()
         demo = Demo(stack, out)
@@ -253,6 +266,7 @@ def run(scenario: str, config_dir: Path, task_seconds: float = 2.0, log_level: s
         return 1
     finally:
         stack.stop()
+        devstack_log.removeHandler(to_log)
         log_file = sys.stdout
         sys.stdout, sys.stderr = saved
         log_file.close()

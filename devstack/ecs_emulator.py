@@ -1,6 +1,6 @@
 """ECS EMULATION: what moto 5.2 lacks, filled in explicitly on its in-process backend.
 
-Everything here is a stand-in for behaviour of real ECS that moto does not model (AWS-FACTS.md):
+Everything here is a stand-in for behaviour of real ECS that moto does not model:
 
 * Tasks started by Slipway (``startedBy`` ``slipway/…``) stay RUNNING (moto advances a task one
   state per DescribeTasks), then after ``task_seconds`` stop with ``migration_exit_code`` on every

@@ -2,11 +2,14 @@
 
 * ``EventBus``: one FIFO queue and ONE delivery thread. Each event goes to every app handler whose
   ``@app.on_cw_event`` pattern matches, decided by moto's own EventBridge matcher (the same rules
-  AWS applies), and a handler that raises is retried twice, as Lambda's async invoke does.
+  AWS applies), and a handler that raises is retried twice, as Lambda's async invoke does; if it
+  still fails, the outcome says so and the traceback goes to the log, not the terminal.
   Handlers never run on a moto request thread.
+* ``envelope``: an event as EventBridge delivers it, the fields it always sets filled in.
 * ``QueueWorker``: drains the SQS work queue into the ``@app.on_sqs_message`` handler, one record at
   a time as the Lambda trigger delivers it; deletes on success, leaves it for redelivery on error.
-* ``Reconciler``: calls the ``@app.schedule`` handler every ``interval`` seconds (5 minutes in AWS).
+* ``Reconciler``: calls the ``@app.schedule`` handler every ``interval`` seconds (5 minutes in AWS),
+  and keeps what it recovered (a lost ECS event it made up for) for the terminal to show.
 * ``push_image``: what ``docker push`` + ECR do: store one manifest under every tag, emit one
   "ECR Image Action" per tag.
 """
@@ -36,6 +39,40 @@ def _context(name: str, seconds: int = 60) -> LambdaContext:
 
 def _time() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    """Now, in UTC with milliseconds (the timeline's clock)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BadEvent(ValueError):
+    """Not something EventBridge would deliver (answered with 400)."""
+
+
+_STRINGS = ("version", "id", "account", "time", "region")
+
+
+def envelope(event: Any, account: str, region: str) -> dict:
+    """``event`` as EventBridge delivers it: ``version``, ``id``, ``account``, ``time``, ``region``
+    and ``resources`` filled in where missing (PutEvents callers send only source, detail-type and
+    detail; EventBridge always sets the rest). Raises BadEvent for what PutEvents would refuse."""
+    if not isinstance(event, dict):
+        raise BadEvent("an event must be a JSON object")
+    for key in ("source", "detail-type"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            raise BadEvent(f"an event needs {key!r} (a non-empty string)")
+    if not isinstance(event.get("detail"), dict):
+        raise BadEvent("an event needs 'detail', a JSON object (it may be empty: {})")
+    for key in _STRINGS:
+        if key in event and not isinstance(event[key], str):
+            raise BadEvent(f"{key!r} must be a string")
+    resources = event.get("resources", [])
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise BadEvent("'resources' must be a list of ARNs (strings)")
+    filled = {"version": "0", "id": str(uuid.uuid4()), "account": account, "time": _time(),
+              "region": region, "resources": []}
+    return {**filled, **event}
 
 
 def handlers(app_module: Any, kind: type) -> list[tuple[Any, Callable]]:
@@ -109,11 +146,29 @@ class EventBus:
             try:
                 return fn(event, _context(name))
             except Exception as exc:  # an unexpected error: retried, then given up (logged)
-                log.warning("%s failed on %s (attempt %d): %r", name, event.get("detail-type"),
-                            attempt + 1, exc, exc_info=attempt == RETRIES)
                 if attempt < RETRIES:
+                    log.info("%s raised %s on %s %s (attempt %d); retrying", name,
+                             type(exc).__name__, event.get("detail-type"), event.get("id"),
+                             attempt + 1)
                     time.sleep(0.5 * (attempt + 1))
-        return {"ok": False, "error": "handler failed after retries"}
+                    continue
+                # One line for a person; the traceback only where tracebacks are kept (the log file).
+                log.warning("%s failed on %s %s after %d attempts: %s", name,
+                            event.get("detail-type"), event.get("id"), attempt + 1,
+                            _short(exc), exc_info=True)
+                return {"ok": False, "error": "handler_failed", "attempts": attempt + 1,
+                        "message": f"{name} raised {_short(exc)} on each of {attempt + 1} attempts"}
+        raise AssertionError("unreachable")
+
+
+def failed(outcome: Any) -> bool:
+    """Whether a delivery outcome is a handler that raised on every attempt."""
+    return isinstance(outcome, dict) and outcome.get("error") == "handler_failed"
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class QueueWorker:
@@ -173,6 +228,9 @@ class Reconciler:
         self._targets = handlers(app_module, ScheduledEventConfig)
         self._account, self._region, self._interval = account, region, interval
         self._lock = threading.Lock()
+        self._recovered: list[dict] = []
+        self._recovered_lock = threading.Lock()  # readers never wait for a reconcile in progress
+        self.running_since: str | None = None  # a run in progress: what it recovers dates from then
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="devstack-reconciler", daemon=True)
 
@@ -187,14 +245,44 @@ class Reconciler:
     def run_now(self) -> dict[str, Any]:
         out = {}
         with self._lock:  # one reconcile at a time, as one scheduled Lambda would
-            for cfg, fn in self._targets:
-                event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-                         "source": "aws.events", "account": self._account, "time": _time(),
-                         "region": self._region, "detail": {},
-                         "resources": [f"arn:aws:events:{self._region}:{self._account}:rule/"
-                                       f"slipway-devstack-{cfg.name}"]}
-                out[cfg.name] = fn(event, _context(cfg.name, 300))
+            self.running_since = started = now_iso()
+            try:
+                for cfg, fn in self._targets:
+                    event = {"version": "0", "id": str(uuid.uuid4()),
+                             "detail-type": "Scheduled Event", "source": "aws.events",
+                             "account": self._account, "time": _time(), "region": self._region,
+                             "detail": {}, "resources": [f"arn:aws:events:{self._region}:"
+                                                         f"{self._account}:rule/"
+                                                         f"slipway-devstack-{cfg.name}"]}
+                    out[cfg.name] = fn(event, _context(cfg.name, 300))
+                    self._note(out[cfg.name], started)
+            finally:
+                self.running_since = None
         return out
+
+    def recovered(self, start: int = 0) -> list[dict]:
+        """What the reconciler made up for, oldest first: ``{"at", "deployment", "what", "text"}``
+        (``what`` is e.g. "recovered lost task event: d-… DEPLOYING"; ``text`` a terminal line;
+        ``at`` when that run began). Read ``running_since`` first: a run in progress may add more."""
+        with self._recovered_lock:
+            return [dict(r) for r in self._recovered[start:]]
+
+    def _note(self, result: Any, at: str) -> None:
+        """Keep each "recovered lost … event: …" outcome, dated from the run's start (the steps it
+        took follow it)."""
+        if not isinstance(result, dict):
+            return
+        for dep_id, outcome in result.items():
+            if not (isinstance(outcome, str) and outcome.startswith("recovered ")):
+                continue
+            head, _, detail = outcome.partition(": ")
+            if detail.startswith(("duplicate", "ignored")):  # the event itself came in meanwhile
+                continue
+            now = detail.removeprefix(dep_id).strip()
+            with self._recovered_lock:
+                self._recovered.append({
+                    "at": at, "deployment": dep_id, "what": outcome,
+                    "text": f"reconciler: {head} for {dep_id}" + (f" → {now}" if now else "")})
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):

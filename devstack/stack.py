@@ -46,12 +46,17 @@ class Stack:
         self.reconciler: Reconciler | None = None
         self.provisioned: aws_mod.Provisioned | None = None
         self.app_module: Any = None
+        self.log_file: Path | None = None  # where tracebacks go (serve and demo set it)
         self._saved_env: dict[str, str | None] = {}
         self._started: list[Any] = []
 
     @property
     def url(self) -> str:
         return self.server.url if self.server else ""
+
+    def log_hint(self) -> str:
+        """Where a person finds the details (tracebacks) of something that went wrong."""
+        return f"details in {self.log_file}" if self.log_file else "details in the devstack's log"
 
     def start(self) -> "Stack":
         if not self.config_file.is_file():

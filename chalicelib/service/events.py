@@ -106,7 +106,8 @@ class DeploymentChanged:
 
 def deployment_changed(event: object) -> DeploymentChanged:
     d = _detail(event, "aws.ecs", "ECS Deployment State Change")
-    resources = event.get("resources") or []
+    resources = event.get("resources")
+    resources = resources if isinstance(resources, list) else []
     return DeploymentChanged(
         event_name=_text(d, "eventName"), deployment_id=_text(d, "deploymentId"),
         reason=str(d.get("reason") or ""),

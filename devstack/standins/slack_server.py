@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,7 +57,8 @@ class SlackStandIn(StandIn):
         return self.root_url + "/response"
 
     def messages(self) -> list[dict]:
-        """Posted messages: channel, ts, text, blocks, history (every version), replies."""
+        """Posted messages: channel, ts, text, blocks, history (every version), replies, and
+        ``received_at`` (``updated_at`` after a chat.update)."""
         with self._lock:
             return copy.deepcopy(self._messages)
 
@@ -122,11 +124,13 @@ class SlackStandIn(StandIn):
                 parent = self._find(channel, str(params["thread_ts"]))
                 if parent is None:
                     return {"ok": False, "error": "thread_not_found"}
-                parent["replies"].append({"ts": ts, "thread_ts": parent["ts"], **version})
+                parent["replies"].append({"ts": ts, "thread_ts": parent["ts"], **version,
+                                          "received_at": _now()})
             else:
                 self._messages.append({
                     "channel": channel, "channel_name": str(params["channel"]), "ts": ts,
                     **version, "history": [copy.deepcopy(version)], "replies": [],
+                    "received_at": _now(),
                 })
         return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, **version}}
 
@@ -143,6 +147,7 @@ class SlackStandIn(StandIn):
             if "blocks" in params:  # Slack keeps the old blocks when none are sent
                 message["blocks"] = params["blocks"]
             message["history"].append({"text": message["text"], "blocks": copy.deepcopy(message["blocks"])})
+            message["updated_at"] = _now()
             return {"ok": True, "channel": channel, "ts": message["ts"], "text": message["text"]}
 
     def _post_ephemeral(self, params: dict) -> dict:
@@ -168,6 +173,11 @@ class SlackStandIn(StandIn):
         """Increasing Slack-style timestamps: 1700000000.000100, .000200, …"""
         self._counter += 1
         return f"{1700000000 + self._counter // 10000}.{(self._counter % 10000) * 100:06d}"
+
+
+def _now() -> str:
+    """When the stand-in received something (UTC, ISO 8601): the devstack orders its output by it."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _params(headers: dict[str, str], body: bytes, query: str) -> dict[str, Any]:

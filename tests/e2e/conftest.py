@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,9 +38,19 @@ def _wait_for_url(log: Path, proc: subprocess.Popen, timeout: float) -> str:
 
 
 @pytest.fixture(scope="session")
-def devstack():
+def devstack(tmp_path_factory):
+    # The terminal is captured in a file of this session's own (the tests read it, and another
+    # run in the same checkout must not truncate it), then kept in test-artifacts/.
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "devstack-e2e.log"
+    log = tmp_path_factory.mktemp("devstack") / "terminal.log"
+    try:
+        yield from _serve(log)
+    finally:
+        if log.exists():
+            shutil.copyfile(log, ARTIFACTS / "devstack-e2e.log")
+
+
+def _serve(log: Path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("SLACK_API_URL", "GITHUB_API_URL", "AWS_ENDPOINT_URL")}
     with log.open("w") as out:
@@ -48,7 +59,7 @@ def devstack():
              "--task-seconds", str(TASK_SECONDS), "--log-level", "INFO"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        stack = Devstack(_wait_for_url(log, proc, 60))
+        stack = Devstack(_wait_for_url(log, proc, 60), terminal=log)
         stack.wait_healthy(60)
     except BaseException:
         proc.kill()
@@ -61,7 +72,7 @@ def devstack():
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("the devstack did not stop within 30 s of SIGTERM")
-    assert code == 0, f"the devstack exited {code}; see {log}"
+    assert code == 0, f"the devstack exited {code}; see {ARTIFACTS / 'devstack-e2e.log'}"
     with socket.socket() as probe:  # its port is free again
         assert probe.connect_ex(("127.0.0.1", stack.port)) != 0
 

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from itertools import count
+from pathlib import Path
 
 import boto3
 
@@ -22,10 +23,40 @@ def release() -> tuple[str, str]:
     return secrets.token_hex(4)[:7], f"1.{next(_minor)}.0"
 
 
+CLOCK_LINE = re.compile(r"^  (\d\d:\d\d:\d\d\.\d{3})  (.*)$", re.M)
+
+
+def clocked(text: str) -> list[tuple[str, str]]:
+    """The timestamped lines of terminal output: ``(HH:MM:SS.mmm, the rest)``."""
+    return CLOCK_LINE.findall(text)
+
+
 class Devstack:
-    def __init__(self, url: str):
+    def __init__(self, url: str, terminal: Path | None = None):
         self.url = url.rstrip("/")
         self.port = int(urllib.parse.urlsplit(self.url).port)
+        self._terminal = terminal
+
+    # -- what its terminal shows ----------------------------------------------------------------
+    def terminal(self, since: int = 0) -> str:
+        """What ``serve`` printed (stdout and stderr), from character ``since`` on."""
+        assert self._terminal is not None, "this devstack's terminal is not captured"
+        return self._terminal.read_text(errors="replace")[since:]
+
+    def mark(self) -> int:
+        """A position in the terminal output: pass it to ``terminal`` / ``wait_for_output``."""
+        return len(self.terminal())
+
+    def wait_for_output(self, text: str, since: int = 0, timeout: float = 10) -> str:
+        """The terminal output from ``since`` once it contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.terminal(since)
+            if text in out:
+                return out
+            time.sleep(0.2)
+        raise AssertionError(f"the terminal never printed {text!r}; it printed:\n"
+                             f"{self.terminal(since)[-3000:]}")
 
     # -- HTTP -------------------------------------------------------------------------------------
     def call(self, method: str, path: str, body=None, form: dict | None = None):
@@ -42,6 +73,16 @@ class Devstack:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+
+    def post_raw(self, path: str, data: bytes) -> tuple[int, dict]:
+        """POST a body as-is (JSON or not); the answer parsed as JSON."""
+        request = urllib.request.Request(self.url + path, data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
 
     def get_json(self, path: str):
         status, text = self.call("GET", path)
