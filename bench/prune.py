@@ -180,10 +180,15 @@ def _deployment(i: int, state, arn: str, previous: str):
     """A deployment of the service's image ``1.0.i-abcdef1`` (a tag only_tags lets prune)."""
     from chalicelib.domain.model import Deployment, State
 
-    return Deployment(id=f"d-bench-{i}", service=SERVICE, kind="deploy", state=state,
+    return Deployment(id=_bench_id(i), service=SERVICE, kind="deploy", state=state,
                       created_at=f"2026-01-0{i + 1}T00:00:00+00:00", tags=[f"1.0.{i}-abcdef1"],
                       task_definition_arn=arn, previous_task_definition_arn=previous,
                       ecs_deployment_id=ECS_DEPLOYMENT if state is State.DEPLOYING else None)
+
+
+def _bench_id(i: int) -> str:
+    """Shaped like Slipway's ids (anything else is an unknown deployment)."""
+    return f"d-2026010{i + 1}T000000-{i:08x}"
 
 
 def _register_many(ecs, body: dict, count: int) -> list[str]:
@@ -229,7 +234,7 @@ def _prune(kill_in: tuple[int, int] | None = None, throttle_every: int | None = 
             except Killed as end:
                 kind += f" ({end.args[0]})"
             invocations.append((kind, ecs.now.deregistered))
-            if number == 1 and ledger.get("d-bench-1").state.value != "SUCCEEDED":
+            if number == 1 and ledger.get(_bench_id(1)).state.value != "SUCCEEDED":
                 raise RuntimeError("the rollout event did not finish the deployment")
             if ledger.peek_job(job) is None:
                 break
