@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from chalicelib.adapters.errors import NotificationError
-from chalicelib.adapters.notifiers import Lazy, clear_pending, is_pending, mark_pending, remember
+from chalicelib.adapters.notifiers import (Lazy, clear_pending, is_pending, mark_pending,
+                                          needs_resync, remember)
 from chalicelib.domain.model import Deployment, State
 from chalicelib.service.deps import Deps
 
@@ -47,7 +48,7 @@ class GitHubNotifier:
         if svc is None or not svc.notify.github_repository:
             return
         try:
-            if "CREATED" in changes or is_pending(dep, CHANNEL):
+            if "CREATED" in changes or needs_resync(self._deps, dep, CHANNEL):
                 self._sync(dep, svc)
             elif dep.state.value in changes:
                 self._status(dep, svc, _deployment_id(dep) or self._stored_id(dep, svc))
@@ -109,7 +110,8 @@ class GitHubNotifier:
     def _stored_id(self, dep: Deployment, svc) -> int | None:
         """The GitHub id as the ledger has it (the caller's copy may predate its creation)."""
         fresh = self._deps.ledger.get(dep.id)
-        if fresh is not None and is_pending(fresh, CHANNEL) and _deployment_id(fresh) is None:
+        if fresh is not None and needs_resync(self._deps, fresh, CHANNEL) and \
+                _deployment_id(fresh) is None:
             self._sync(fresh, svc)
             return None
         return _deployment_id(fresh) if fresh else None

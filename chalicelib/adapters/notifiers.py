@@ -22,7 +22,7 @@ import os
 from typing import Any, Callable
 
 from chalicelib.adapters.errors import NotificationError
-from chalicelib.domain.model import Deployment
+from chalicelib.domain.model import Deployment, parse_iso
 from chalicelib.service.deps import Deps, retrying
 from chalicelib.service.ports import NOT_SENT
 
@@ -137,7 +137,20 @@ def clear_pending(channel: str) -> Callable[[dict], bool]:
 
 
 def is_pending(dep: Deployment, channel: str) -> bool:
+    """Recorded as pending (not sent yet, or failed): what a successful sync clears."""
     return channel in (dep.notifications.get("pending") or {})
+
+
+def needs_resync(deps: Deps, dep: Deployment, channel: str) -> bool:
+    """Should someone other than the creating Lambda send it? A real failure: yes. The write-ahead
+    'not sent yet': only once the creator had time to do it (else both would post)."""
+    value = (dep.notifications.get("pending") or {}).get(channel)
+    if value is None:
+        return False
+    if value != NOT_SENT:
+        return True
+    age = (deps.clock() - parse_iso(dep.created_at)).total_seconds()
+    return age > deps.settings.claim_seconds
 
 
 # -- re-sync (the reconciler) ---------------------------------------------------------------------
@@ -154,7 +167,7 @@ def resync(deps: Deps, dep: Deployment) -> list[str]:
     done = []
     for notifier in _members(deps.notifier):
         channel = getattr(notifier, "channel", None)
-        if channel and is_pending(dep, channel):
+        if channel and needs_resync(deps, dep, channel):
             if notifier.resync(dep):
                 done.append(channel)
     return done
@@ -164,7 +177,8 @@ def resync_pending(deps: Deps, recent: int = RECENT) -> dict[str, str]:
     """Resync the newest deployments whose notifications failed (finished ones included)."""
     out: dict[str, str] = {}
     try:
-        candidates = [d for d in deps.ledger.list(limit=recent) if d.notifications.get("pending")]
+        candidates = [d for d in deps.ledger.list(limit=recent)
+                      if any(needs_resync(deps, d, c) for c in d.notifications.get("pending") or {})]
     except Exception:
         log.exception("could not list deployments to re-sync notifications")
         return out

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from chalicelib.adapters import slack_message
 from chalicelib.adapters.errors import NotificationError
 from chalicelib.adapters.notifiers import (Lazy, clear_pending, is_pending, mark_pending,
-                                           remember)
+                                          needs_resync, remember)
 from chalicelib.domain.model import Deployment, State
 from chalicelib.service.deps import Deps
 
@@ -49,7 +49,7 @@ class SlackNotifier:
         if svc is None or not svc.notify.slack_channel:
             return
         try:
-            if "CREATED" in changes or is_pending(dep, CHANNEL):
+            if "CREATED" in changes or needs_resync(self._deps, dep, CHANNEL):
                 self._sync(dep, svc)
             else:
                 self._follow(dep, svc, changes)
@@ -114,7 +114,7 @@ class SlackNotifier:
             fresh = self._deps.ledger.get(dep.id)
             if fresh is None:
                 return
-            if is_pending(fresh, CHANNEL):
+            if needs_resync(self._deps, fresh, CHANNEL):
                 self._sync(fresh, svc)
             # else: the CREATED post is still on its way; it converges on the ledger when done
             return

@@ -168,10 +168,11 @@ class Deployment:
         return cls(**values)
 
 
-def push_order(dep: "Deployment") -> tuple[str, str]:
-    """Which image is newer: ECR's push time when known, else when Slipway heard of it."""
-    pushed = parse_iso(dep.pushed_at) if dep.pushed_at else parse_iso(dep.created_at)
-    return pushed.isoformat(), dep.created_at
+def push_order(dep: "Deployment") -> tuple[datetime, datetime]:
+    """Which image is newer: ECR's push time when known, else when Slipway heard of it (both
+    compared as instants, whatever their UTC offsets)."""
+    heard = parse_iso(dep.created_at)
+    return (parse_iso(dep.pushed_at) if dep.pushed_at else heard), heard
 
 
 def parse_iso(value: str) -> datetime:

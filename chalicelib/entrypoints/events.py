@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from chalicelib.adapters.errors import AwsError
 from chalicelib.entrypoints import bootstrap
-from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.errors import BadRequest, ConcurrentUpdate, Conflict, NotFound
 
 log = logging.getLogger("slipway.events")
 
@@ -22,6 +22,8 @@ def handle_event(kind: str, fn: Callable[[Any, Any], Any], event: Any) -> dict:
     deps = bootstrap.deps()
     try:
         result = fn(deps, _raw(event))
+    except ConcurrentUpdate:
+        raise  # lost a race eight times: let EventBridge/SQS deliver it again, do not drop it
     except (BadRequest, NotFound, Conflict) as exc:
         log.warning("dropped %s event: %s", kind, exc.message,
                     extra={"event_kind": kind, "error": exc.code})

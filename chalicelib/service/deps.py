@@ -27,6 +27,12 @@ class Settings:
     prune_batch: int = 10_000  # most revisions one invocation deregisters before resuming later
     idempotency_table: str | None = None  # powertools' store for ECR event redeliveries
 
+    @property
+    def claim_seconds(self) -> float:
+        """How long work in progress keeps others off (an ECS call, a first Slack post): longer
+        than any worker runs (Lambda's 60 s), whatever the reconciler's patience."""
+        return max(self.stale_seconds, 120)
+
 
 @dataclass
 class Deps:

@@ -38,9 +38,10 @@ def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
     stored, created = deps.ledger.create(dep, key)
     if not created:
         return _merge_tag(deps, stored, push.tag)
-    deps.tell(stored, ["CREATED"])
-    _supersede_older(deps, stored)
-    if not svc.approval.required and deps.load(stored.id).state is State.PENDING_APPROVAL:
+    _supersede_older(deps, stored)  # before anyone is asked to approve an image already outdone
+    stored = deps.load(stored.id)
+    deps.tell(stored, ["CREATED"] + ([stored.state.value] if stored.state.terminal else []))
+    if not svc.approval.required and stored.state is State.PENDING_APPROVAL:
         auto_approve(deps, stored.id)
     return f"created {stored.id}"
 
@@ -108,19 +109,21 @@ def _merge_tag(deps: Deps, dep: Deployment, tag: str | None) -> str:
 
 
 def _supersede_older(deps: Deps, dep: Deployment) -> None:
-    """Only the newest *pushed* image waits for approval. ECR events arrive unordered and late
-    (retries), so an older build heard of last is superseded itself, not the newer one."""
-    pending = [d for d in deps.ledger.list(service=dep.service, state=State.PENDING_APPROVAL.value)
-               if d.id != dep.id]
-    newer = [d for d in pending if push_order(d) > push_order(dep)]
+    """Only the newest *pushed* image goes on. ECR events arrive unordered and late (retries), so an
+    older build heard of last is superseded itself: by a newer one waiting, approved or deployed."""
+    recent = [d for d in deps.ledger.list(service=dep.service, limit=20)
+              if d.id != dep.id and d.kind == "deploy"
+              and (d.state is State.PENDING_APPROVAL or d.busy or d.state is State.SUCCEEDED)]
+    newer = [d for d in recent if push_order(d) > push_order(dep)]
     if newer:
         newest = max(newer, key=push_order)
         finish(deps, dep.id, State.SUPERSEDED, f"superseded by {newest.id} ({newest.image_tag}), "
                "pushed later", only_from=State.PENDING_APPROVAL)
         return
-    for older in pending:
-        finish(deps, older.id, State.SUPERSEDED, f"superseded by {dep.id} ({dep.image_tag})",
-               only_from=State.PENDING_APPROVAL)
+    for older in recent:
+        if older.state is State.PENDING_APPROVAL:
+            finish(deps, older.id, State.SUPERSEDED, f"superseded by {dep.id} ({dep.image_tag})",
+                   only_from=State.PENDING_APPROVAL)
 
 
 def auto_approve(deps: Deps, dep_id: str) -> None:

@@ -13,7 +13,6 @@ from typing import Callable
 
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.model import Deployment, State, iso, parse_iso
-from chalicelib.errors import ConcurrentUpdate
 from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import (DeploymentChanged, TaskStopped, deployment_changed,
                                        task_stopped)
@@ -26,20 +25,15 @@ def advance(deps: Deps, dep_id: str) -> Deployment:
     """Do the next ECS step the deployment is waiting for, if any. Safe to call any number of times,
     from any number of places at once: each ECS call is claimed first (see ``_claim``)."""
     try:
-        dep = deps.load(dep_id)
-        if dep.state is State.APPROVED:
+        if deps.load(dep_id).state is State.APPROVED:
             _start(deps, dep_id)
-        if _claim(deps, dep_id, "register", lambda d: d.state in RUNNING
-                  and not d.task_definition_arn):
-            arn = deps.ecs.register(deps.load(dep_id).task_definition)
-            _record(deps, dep_id, lambda d: not d.task_definition_arn,
-                    lambda d: _registered(deps, d, arn))
-        if _claim(deps, dep_id, "run_task", lambda d: d.state is State.MIGRATING
-                  and bool(d.task_definition_arn) and not (d.migration or {}).get("task_arn")):
-            _run_migration(deps, deps.load(dep_id))
-        if _claim(deps, dep_id, "update_service", lambda d: d.state is State.DEPLOYING
-                  and bool(d.task_definition_arn) and not d.ecs_deployment_id):
-            _update_service(deps, deps.load(dep_id))
+        for step, needed, act in STEPS:
+            if _claim(deps, dep_id, step, needed):
+                try:
+                    act(deps, deps.load(dep_id))
+                except BaseException:
+                    _unclaim(deps, dep_id, step)  # a redelivery may try again at once
+                    raise
     except AwsError as exc:
         if exc.retryable:  # the queue redelivers; anything else fails the deployment
             raise
@@ -65,12 +59,19 @@ def _start(deps: Deps, dep_id: str) -> None:
     retrying(step)
 
 
+def fresh_claim(deps: Deps, dep: Deployment) -> bool:
+    """Is some worker inside an ECS call for this deployment right now?"""
+    now = deps.clock()
+    return any((now - parse_iso(at)).total_seconds() < deps.settings.claim_seconds
+               for at in dep.claims.values())
+
+
 def _claim(deps: Deps, dep_id: str, step: str, needed: Callable[[Deployment], bool]) -> bool:
     """Win the right to make one ECS call for this deployment, with a conditional write.
 
     Two workers (a redelivered message, the reconciler) may reach the same step at once; only the
-    one whose claim lands calls ECS. A claim older than the reconciler's patience can be taken over,
-    so a worker that died after claiming does not leave the deployment stuck.
+    one whose claim lands calls ECS. A claim older than ``Settings.claim_seconds`` can be taken over, so a
+    worker that died after claiming does not leave the deployment stuck.
     """
     def attempt() -> bool:
         dep = deps.load(dep_id)
@@ -78,27 +79,49 @@ def _claim(deps: Deps, dep_id: str, step: str, needed: Callable[[Deployment], bo
             return False
         now = deps.clock()
         held = dep.claims.get(step)
-        if held and (now - parse_iso(held)).total_seconds() < deps.settings.stale_seconds:
+        if held and (now - parse_iso(held)).total_seconds() < deps.settings.claim_seconds:
             return False
         dep.claims[step] = iso(now)
         deps.ledger.save(dep)
         return True
 
-    try:
-        return retrying(attempt, attempts=3)
-    except ConcurrentUpdate:
-        return False
+    return retrying(attempt)
 
 
-def _record(deps: Deps, dep_id: str, still_needed: Callable[[Deployment], bool],
-            apply: Callable[[Deployment], tuple[str, ...]]) -> None:
-    """Save what ECS answered, re-reading on conflicts (other writers never make us lose it)."""
-    def step() -> None:
+def _unclaim(deps: Deps, dep_id: str, step: str) -> None:
+    """Give a claim back after a failed ECS call (best effort: else it simply expires)."""
+    def attempt() -> None:
         dep = deps.load(dep_id)
+        if dep.claims.pop(step, None) is not None:
+            deps.ledger.save(dep)
+
+    try:
+        retrying(attempt)
+    except Exception:
+        log.warning("could not release the %s claim of %s", step, dep_id, exc_info=True)
+
+
+def _record(deps: Deps, dep_id: str, state: State, still_needed: Callable[[Deployment], bool],
+            apply: Callable[[Deployment], tuple[str, ...]]) -> bool:
+    """Save what ECS answered, re-reading on conflicts (other writers never make us lose it).
+    False if the deployment left ``state`` meanwhile (the caller undoes what it can)."""
+    def step() -> bool:
+        dep = deps.load(dep_id)
+        if dep.state is not state and not (state is State.MIGRATING and dep.state in RUNNING):
+            log.warning("%s became %s during an ECS call; its answer is not recorded",
+                        dep_id, dep.state.value)
+            return False
         if still_needed(dep):
             deps.commit(dep, pointers=apply(dep))
+        return True
 
-    retrying(step)
+    return retrying(step)
+
+
+def _register(deps: Deps, dep: Deployment) -> None:
+    arn = deps.ecs.register(dep.task_definition)
+    _record(deps, dep.id, dep.state, lambda d: not d.task_definition_arn,
+            lambda d: _registered(deps, d, arn))
 
 
 def _registered(deps: Deps, dep: Deployment, arn: str) -> tuple[str, ...]:
@@ -124,7 +147,9 @@ def _run_migration(deps: Deps, dep: Deployment) -> None:
         d.changes.append("MIGRATION_STARTED")
         return (f"task#{task_arn}",)
 
-    _record(deps, dep.id, lambda d: not (d.migration or {}).get("task_arn"), apply)
+    if not _record(deps, dep.id, State.MIGRATING, lambda d: not (d.migration or {}).get("task_arn"),
+                   apply):
+        deps.ecs.stop_task(svc.cluster, task_arn, "Slipway: the deployment ended meanwhile")
 
 
 def _update_service(deps: Deps, dep: Deployment) -> None:
@@ -138,7 +163,7 @@ def _update_service(deps: Deps, dep: Deployment) -> None:
         d.changes.append("ROLLOUT_STARTED")
         return (f"ecsdep#{ecs_id}",) if ecs_id else ()
 
-    _record(deps, dep.id, lambda d: not d.ecs_deployment_id, apply)
+    _record(deps, dep.id, State.DEPLOYING, lambda d: not d.ecs_deployment_id, apply)
 
 
 # -- the migration task stopped ------------------------------------------------------------------
@@ -236,6 +261,13 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
 
     def step() -> str:
         dep = deps.load(found.id)
+        if dep.state is State.FAILED and name == "SERVICE_DEPLOYMENT_COMPLETED" and not any(
+                t["note"].startswith("ECS completed the rollout after all") for t in dep.timeline):
+            dep.log(f"ECS completed the rollout after all, after Slipway had given up on it "
+                    f"({change.reason}); the service runs this revision", deps.clock())
+            dep.changes.append("NOTE")
+            deps.commit(dep)
+            return f"{dep.id} late completion noted"
         if dep.state is not State.DEPLOYING:
             return f"duplicate: {dep.id} is {dep.state.value}"
         if name in outcomes:
@@ -255,6 +287,16 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     if outcome == f"{found.id} {State.SUCCEEDED.value}" and prune is not None:
         prune(deps, deps.load(found.id))
     return outcome
+
+
+#: The ECS steps, in order: (claim name, when it is needed, what does it).
+STEPS = (
+    ("register", lambda d: d.state in RUNNING and not d.task_definition_arn, _register),
+    ("run_task", lambda d: d.state is State.MIGRATING and bool(d.task_definition_arn)
+     and not (d.migration or {}).get("task_arn"), _run_migration),
+    ("update_service", lambda d: d.state is State.DEPLOYING and bool(d.task_definition_arn)
+     and not d.ecs_deployment_id, _update_service),
+)
 
 
 def work_message(deps: Deps, body: str) -> str:

@@ -12,7 +12,9 @@ from chalicelib.adapters.errors import AwsError
 from chalicelib.config import ServiceConfig
 from chalicelib.domain.model import Deployment, State
 from chalicelib.domain.prune import family_revision, revision_of, revisions_to_prune
+from chalicelib.errors import SlipwayError
 from chalicelib.service.deps import Deps
+from chalicelib.service.rollback import kept_releases, previous_target
 
 log = logging.getLogger("slipway.prune")
 SAFETY_MS = 10_000  # stop this long before the Lambda's deadline (at most a quarter of the time)
@@ -33,13 +35,21 @@ def after_success(deps: Deps, dep: Deployment) -> int:
 
 
 def protected(deps: Deps, svc: ServiceConfig) -> set[str]:
-    """What must survive: revisions in service, the last two good ones, anything in flight."""
+    """What must survive: revisions in service, recent good ones, the rollback target, anything in
+    flight."""
     keep: set[str] = set()
     service = deps.ecs.describe_service(svc.cluster, svc.service)
     keep.add(service.get("taskDefinition") or "")
     keep |= {d.get("taskDefinition") or "" for d in service.get("deployments", [])}
-    good = deps.ledger.list(service=svc.name, state=State.SUCCEEDED.value, limit=2)
-    keep |= {d.task_definition_arn or "" for d in good}
+    # The revisions of the last `keep` releases (a chain of rollbacks walks back through them),
+    # the last good deployment whatever its kind, and whatever "previous" would pick right now.
+    keep |= set(kept_releases(deps, svc.name))
+    keep |= {d.task_definition_arn or "" for d in deps.ledger.list(
+        service=svc.name, state=State.SUCCEEDED.value, limit=1)}
+    try:
+        keep.add(previous_target(deps, svc.name).task_definition_arn or "")
+    except SlipwayError:  # nothing to roll back to yet
+        pass
     for d in deps.ledger.unfinished():
         if d.service == svc.name:
             keep |= {d.task_definition_arn or "", d.previous_task_definition_arn or ""}

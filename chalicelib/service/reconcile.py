@@ -79,7 +79,8 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
     if dep.state is State.APPROVED or (dep.state is State.MIGRATING and not (dep.migration or {})
                                        .get("task_arn")) or (dep.state is State.DEPLOYING
                                                              and not dep.ecs_deployment_id):
-        if _stale(dep, now, GIVE_UP * deps.settings.stale_seconds):
+        if _stale(dep, now, GIVE_UP * deps.settings.stale_seconds) and \
+                not pipeline.fresh_claim(deps, dep):  # never under a worker's feet
             minutes = GIVE_UP * deps.settings.stale_seconds / 60
             finish(deps, dep.id, State.FAILED, f"ECS did not accept the {dep.state.value.lower()} "
                    f"step for {minutes:g} minutes; see the worker's logs")
@@ -122,6 +123,11 @@ def _check_rollout(deps: Deps, dep: Deployment, svc) -> str | None:
     service = deps.ecs.describe_service(svc.cluster, svc.service)
     ours = [d for d in service.get("deployments", []) if d.get("id") == dep.ecs_deployment_id]
     running = service.get("taskDefinition")
+    if not ours and running == dep.task_definition_arn and not pipeline.fresh_claim(deps, dep):
+        # Our ECS deployment is gone and the service runs our revision: it completed (ECS drops
+        # finished deployments; the COMPLETED event was lost or went to another id).
+        ours = [{"rolloutState": "COMPLETED", "rolloutStateReason": (
+            f"the service runs {running.rsplit('/', 1)[-1]} (found by the reconciler)")}]
     if not ours and running and running != dep.task_definition_arn:
         # ECS drops a failed deployment once its circuit-breaker rollback completes: the FAILED event
         # was the only trace. Gone, and the service runs something else: it did not stick.

@@ -39,20 +39,47 @@ def rollback(deps: Deps, service: str, to: str, reason: str, identity: str) -> D
 
 def _target(deps: Deps, service: str, to: str) -> Deployment:
     if to == "previous":
-        good = [d for d in deps.ledger.list(service=service, state=State.SUCCEEDED.value, limit=20)
-                if d.task_definition_arn]
-        if not good:
-            raise Conflict(f"{service} has no successful deployment to roll back to",
-                           code="nothing_to_roll_back_to")
-        current = good[0].task_definition_arn
-        # Skip what a rollback already left: after v1, v2 (bad), rollback to v1, "previous" is the
-        # good deployment before v1, never v2 again.
-        left = {d.previous_task_definition_arn for d in good if d.kind == "rollback"}
-        earlier = [d for d in good[1:] if d.task_definition_arn not in left | {current}]
-        if not earlier:
-            raise Conflict(f"{service} has only one successful deployment; nothing earlier to "
-                           "return to", code="nothing_to_roll_back_to")
-        return earlier[0]
+        return previous_target(deps, service)
+    return _named_target(deps, service, to)
+
+
+def previous_target(deps: Deps, service: str) -> Deployment:
+    """The last SUCCEEDED deployment before the current one, among the releases pruning keeps."""
+    good = [d for d in deps.ledger.list(service=service, state=State.SUCCEEDED.value, limit=50)
+            if d.task_definition_arn]
+    if not good:
+        raise Conflict(f"{service} has no successful deployment to roll back to",
+                       code="nothing_to_roll_back_to")
+    current = good[0].task_definition_arn
+    # Skip what a rollback already left: after v1, v2 (bad), rollback to v1, "previous" is the
+    # good deployment before v1, never v2 again.
+    left = {d.previous_task_definition_arn for d in good if d.kind == "rollback"}
+    kept = kept_releases(deps, service, good)
+    earlier = [d for d in good[1:] if d.task_definition_arn not in left | {current}]
+    if not earlier:
+        raise Conflict(f"{service} has only one successful deployment; nothing earlier to "
+                       "return to", code="nothing_to_roll_back_to")
+    if earlier[0].task_definition_arn not in kept:
+        raise Conflict(f"the release before this one ({earlier[0].image_tag}) is older than the "
+                       f"{len(kept)} that pruning keeps ([service.prune] keep); roll back to a "
+                       "deployment id instead, or deploy its image again", code="pruned")
+    return earlier[0]
+
+
+def kept_releases(deps: Deps, service: str, good: list[Deployment] | None = None) -> list[str]:
+    """The revisions of the last `keep` successful releases: pruning never removes them, so a
+    chain of "previous" rollbacks always lands on a live revision."""
+    keep = deps.service(service).prune.keep
+    if good is None:
+        good = deps.ledger.list(service=service, state=State.SUCCEEDED.value, limit=50)
+    out: list[str] = []
+    for d in good:
+        if d.kind == "deploy" and d.task_definition_arn and d.task_definition_arn not in out:
+            out.append(d.task_definition_arn)
+    return out[:max(keep, 2)]
+
+
+def _named_target(deps: Deps, service: str, to: str) -> Deployment:
     try:
         target = deps.load(to)
     except NotFound:

@@ -131,7 +131,48 @@ def test_nobody_approves_before_github_was_asked_who_wrote_the_commit(env, githu
     deps.ledger.save(stored)
     with pytest.raises(Conflict, match="still asking GitHub"):
         decisions.decide(deps, dep.id, identity="github:carol", via="link", decision="approve")
+    notifiers.resync_pending(deps)  # too soon: the creating Lambda may still be at it
+    assert "author" not in deps.load(dep.id).notifications
+    deps.clock.advance(minutes=3)
     notifiers.resync_pending(deps)
     assert deps.load(dep.id).notifications["author"] == "github:carol"
     with pytest.raises(Forbidden, match="you wrote this change"):
         decisions.decide(deps, dep.id, identity="github:carol", via="link", decision="approve")
+
+
+def _tagged(digest: str, tag: str) -> dict:
+    from tests.conftest import fresh_id, load_event
+
+    event = fresh_id(load_event("ecr_push_sha"))
+    event["detail"].update({"repository-name": "web", "image-digest": digest, "image-tag": tag})
+    return event
+
+
+@pytest.mark.parametrize("meanwhile", ["second tag", "reconciler"])
+def test_work_during_the_first_post_does_not_post_twice(env, slack_server, github_server,
+                                                        monkeypatch, meanwhile):
+    """While the creating Lambda still talks to GitHub, another tag's event or a reconciler run
+    leaves the announcement to it: one channel message, one DM per approver, one GitHub deployment."""
+    from chalicelib.adapters import github as gh
+    from chalicelib.service import intake
+
+    deps = env()
+    digest = "sha256:" + "ab" * 32
+    deps.ecs.images[("web", digest)] = ["abc123d"]
+    real, fired = gh.GitHubClient.create_deployment, []
+
+    def slow_create(self, *args, **kwargs):
+        if not fired:
+            fired.append(1)
+            if meanwhile == "second tag":
+                intake.on_image_pushed(deps, _tagged(digest, "1.2.0-abc123d"))
+            else:
+                reconcile.reconcile(deps)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(gh.GitHubClient, "create_deployment", slow_create)
+    intake.on_image_pushed(deps, _tagged(digest, "abc123d"))
+    channel = [m for m in slack_server.messages() if m["channel_name"] == "#deploys"]
+    private = [m for m in slack_server.messages() if m["channel_name"] != "#deploys"]
+    assert len(channel) == 1 and len(private) == 2 and len(github_server.deployments()) == 1
+    assert "pending" not in deps.ledger.find(f"key#web#{digest}").notifications

@@ -398,24 +398,45 @@ def test_concurrent_workers_make_each_ecs_call_once(world):
 
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over_later(world):
-    """A worker that claimed RunTask and died: the reconciler runs the task once the claim is stale."""
+    """A worker that claimed RunTask and was killed (Lambda timeout): nobody else runs the task
+    while the claim is fresh; once it has expired, the reconciler runs it, once."""
+    from chalicelib.domain.model import iso
+
     dep = push(world)
     decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="slack", decision="approve")
-    world.ecs.fail_run_task = None
-    real = world.ecs.run_task
-
-    def die(**kwargs):
-        raise SystemExit("the Lambda timed out")
-
-    world.ecs.run_task = die
-    with pytest.raises(SystemExit):
-        pipeline.advance(world, dep.id)
-    world.ecs.run_task = real
+    pipeline._start(world, dep.id)
+    pipeline.advance(world, dep.id)
+    stored = world.load(dep.id)
+    stored.migration = None  # as if the killed worker had claimed and never recorded a task
+    stored.claims["run_task"] = iso(world.clock())
+    world.ledger.save(stored)
+    runs = world.ecs.calls.count("RunTask")
     pipeline.advance(world, dep.id)  # a redelivery right away: the claim is still fresh
-    assert not world.load(dep.id).migration
+    world.clock.now += timedelta(minutes=1)
+    reconcile.reconcile(world)
+    assert world.ecs.calls.count("RunTask") == runs
     world.clock.now += timedelta(minutes=2)
     reconcile.reconcile(world)
-    assert world.load(dep.id).migration["task_arn"] and world.ecs.calls.count("RunTask") == 1
+    assert world.load(dep.id).migration["task_arn"] and world.ecs.calls.count("RunTask") == runs + 1
+
+
+def test_a_failed_ecs_call_gives_its_claim_back(world):
+    """A throttled RunTask frees its claim, so the queue's redelivery tries again at once."""
+    from chalicelib.adapters.errors import AwsError
+
+    dep = push(world)
+    decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="slack", decision="approve")
+    real = world.ecs.run_task
+
+    def throttled(**kwargs):
+        raise AwsError("Rate exceeded", code="ThrottlingException")
+
+    world.ecs.run_task = throttled
+    with pytest.raises(AwsError):
+        pipeline.advance(world, dep.id)
+    world.ecs.run_task = real
+    pipeline.advance(world, dep.id)  # the redelivery
+    assert world.load(dep.id).migration["task_arn"]
 
 
 def test_a_task_stopped_from_outside_is_not_a_successful_migration(world):
@@ -518,3 +539,47 @@ def test_an_older_build_heard_of_last_does_not_supersede_the_newer_one(world):
     assert world.load(second.id).state is State.PENDING_APPROVAL
     first = world.load(first.id)
     assert first.state is State.SUPERSEDED and second.id in first.reason
+
+
+def test_an_older_build_heard_of_after_the_newer_one_deployed_is_not_deployed(world):
+    """A late event for an older build of an approval-free service must not roll the newer back."""
+    world.ecs.pushed_at["sha256:" + "c" * 64] = "2026-11-26T08:00:00Z"  # build 1
+    world.ecs.pushed_at["sha256:" + "d" * 64] = "2026-11-26T09:05:00+01:00"  # build 2 (08:05Z)
+    global DIGESTS
+    saved, DIGESTS = DIGESTS, iter(["sha256:" + "d" * 64, "sha256:" + "c" * 64])
+    try:
+        second = push(world, service=WORKER, tags=("2222222",))
+        world.dispatcher.drain(world)
+        first = push(world, service=WORKER, tags=("1111111",))
+        world.dispatcher.drain(world)
+    finally:
+        DIGESTS = saved
+    assert world.load(first.id).state is State.SUPERSEDED
+    assert world.load(second.id).state is State.DEPLOYING
+    assert world.ecs.calls.count("UpdateService") == 1
+
+
+def test_a_chain_of_rollbacks_never_targets_a_pruned_revision(world):
+    """keep = 3 on the worker: five releases, then three 'previous' rollbacks in a row each land
+    on a revision that pruning left ACTIVE."""
+    svc = world.config.service(WORKER)
+
+    def deploy(tag):
+        dep = push(world, service=WORKER, tags=(tag,))
+        world.dispatcher.drain(world)
+        world.ecs.finish_rollout(svc.cluster, svc.service)
+        pipeline.rollout_changed(world, completed(world.load(dep.id)), prune=prune.after_success)
+        return world.load(dep.id)
+
+    releases = [deploy(f"{i:07x}") for i in range(1, 6)]
+    assert all(r.state is State.SUCCEEDED for r in releases)
+    for back in (2, 3):  # to release 4, then release 3: both kept
+        rb = rollback.rollback(world, WORKER, "previous", "bad", "iam:ops")
+        world.dispatcher.drain(world)
+        world.ecs.finish_rollout(svc.cluster, svc.service)
+        pipeline.rollout_changed(world, completed(world.load(rb.id)), prune=prune.after_success)
+        rb = world.load(rb.id)
+        assert rb.state is State.SUCCEEDED and rb.task_definition_arn in world.ecs.active
+        assert rb.task_definition_arn == releases[-back].task_definition_arn
+    with pytest.raises(Conflict, match="older than the 3 that pruning keeps"):
+        rollback.rollback(world, WORKER, "previous", "bad", "iam:ops")
