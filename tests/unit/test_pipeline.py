@@ -465,9 +465,10 @@ def test_a_rollout_that_never_settles_fails_after_its_timeout(world):
     dep = push(world)
     approve(world, dep)
     pipeline.migration_stopped(world, stopped(world.load(dep.id)))
-    world.clock.now += timedelta(minutes=30)
+    limit = world.config.service(WEB).rollout_timeout_minutes  # 30 in ecs/production
+    world.clock.now += timedelta(minutes=limit - 1)
     assert reconcile.reconcile(world) == {}
-    world.clock.now += timedelta(minutes=31)  # rollout_timeout_minutes defaults to 60
+    world.clock.now += timedelta(minutes=2)
     done = reconcile.reconcile(world)
     assert done[dep.id] == "failed: rollout timed out"
     assert world.ledger.lock_holder(WEB) is None
