@@ -9,6 +9,7 @@ from chalice import Chalice, IAMAuthorizer, Rate
 from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
+from chalicelib.entrypoints.http import contract_error
 from chalicelib.entrypoints.idempotency import once_per_event
 from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
 
@@ -16,6 +17,12 @@ app = Chalice(app_name="slipway", configure_logs=False)  # powertools' Logger fo
 logger = Logger(service="slipway")
 routes.register(app, IAMAuthorizer())
 slack_routes.register(app)
+
+
+@app.middleware("http")
+def contract_errors(event, get_response):
+    """Even Chalice's own 405/415 answers use the contract's error shape."""
+    return contract_error(get_response(event), event.path)
 
 
 @app.on_cw_event({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],

@@ -1,6 +1,7 @@
 """ECS and ECR, as Slipway needs them. No ClientError escapes: failures become AwsError."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,8 +24,13 @@ def _call(fn, **kwargs) -> dict:
         # No answer at all (connection, timeout) is worth another try; a request botocore refuses
         # to send (ParamValidationError, …) will be refused again.
         transient = isinstance(exc, (BotoConnectionError, HTTPClientError))
-        raise AwsError(f"{fn.__name__}: {exc}",
+        raise AwsError(f"{fn.__name__}: {_without_values(str(exc))}",
                        code=None if transient else type(exc).__name__) from exc
+
+
+def _without_values(message: str) -> str:
+    """botocore's validation messages quote the offending value (an env value may be a secret)."""
+    return re.sub(r", value: .*?(?=, (?:type|valid)[ :])", "", message, flags=re.S)
 
 
 class Ecs:
@@ -87,7 +93,7 @@ class Ecs:
         try:
             validate_parameters(body, model.input_shape)
         except ParamValidationError as exc:
-            raise AwsError(f"the task definition would be refused: {exc}",
+            raise AwsError(f"the task definition would be refused: {_without_values(str(exc))}",
                            code="InvalidTaskDefinition") from exc
 
     def register(self, body: dict) -> str:

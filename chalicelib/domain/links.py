@@ -14,7 +14,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.errors import BadRequest, Conflict, Unauthorized
 
 SCOPE_DECIDE = "decide"
 
@@ -50,7 +50,7 @@ def sign(key: bytes, deployment_id: str, identity: str, expires: int,
 
 def verify(key: bytes, token: str, deployment_id: str, now: float) -> LinkClaims:
     """Return the claims of a genuine, unexpired token for this deployment, or raise."""
-    if not token or token.count(".") != 1 or len(token) > 1024:
+    if not token or not token.isascii() or token.count(".") != 1 or len(token) > 1024:
         raise BadRequest("the approval link is incomplete; open it again from the message",
                          code="bad_token")
     body, mac = token.split(".")
@@ -61,8 +61,9 @@ def verify(key: bytes, token: str, deployment_id: str, now: float) -> LinkClaims
         claims = LinkClaims(raw["d"], raw["i"], raw["s"], int(raw["e"]), raw["n"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest("the approval link is malformed", code="bad_token") from exc
-    if claims.deployment_id != deployment_id:
+    if claims.deployment_id != deployment_id or claims.scope != SCOPE_DECIDE:
         raise Unauthorized("this approval link belongs to another deployment", code="bad_token")
-    if claims.expires < now:
-        raise Unauthorized("this approval link has expired", code="link_expired")
+    if claims.expires < now:  # genuine, but its request is over: a state, not a forgery (409)
+        raise Conflict("this approval link has expired, with its approval request",
+                       code="link_expired")
     return claims

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -48,19 +49,30 @@ def json_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def form(raw_body: bytes | None) -> dict[str, str]:
-    """Decode an ``application/x-www-form-urlencoded`` body (first value of each field)."""
+FORM_MAX_BYTES = 16_384  # an approval form is a token, a decision and a comment of ≤ 500 characters
+
+
+def form(raw_body: bytes | None, max_bytes: int = FORM_MAX_BYTES) -> dict[str, str]:
+    """Decode an ``application/x-www-form-urlencoded`` body (first value of each field); anything
+    larger than a form of ours could be is refused before it is parsed (256 MB Lambdas)."""
+    raw = raw_body or b""
+    if len(raw) > max_bytes:
+        raise BadRequest("the form is too large", code="too_large")
     try:
-        text = (raw_body or b"").decode("utf-8")
-        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except UnicodeDecodeError as exc:
         raise BadRequest("the form is not UTF-8") from exc
+    except ValueError as exc:  # more fields than any form of ours has
+        raise BadRequest("the form has too many fields", code="too_large") from exc
+    return {k: v[0] for k, v in fields.items()}
 
 
 def json_body(raw_body: bytes | None) -> dict:
+    if len(raw_body or b"") > FORM_MAX_BYTES:
+        raise BadRequest("the body is too large", code="too_large")
     try:
         data = json.loads(raw_body or b"{}")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest("the body is not valid JSON", code="bad_json") from exc
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="bad_json")
@@ -78,3 +90,18 @@ def int_param(params: dict | None, name: str, default: int, low: int, high: int)
     if not low <= value <= high:
         raise BadRequest(f"'{name}' must be between {low} and {high}", code="bad_parameter")
     return value
+
+
+def contract_error(response: Response, path: str) -> Response:
+    """Chalice answers a wrong method or content type itself, as ``{"Code", "Message"}``: give
+    those the contract's shape (``{"error", "message"}``; an HTML page under /approvals)."""
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or "Code" not in body:
+        return response
+    code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower().removesuffix("_error")
+    message = str(body.get("Message") or "this request is not supported here")
+    if path.startswith("/approvals/"):
+        from chalicelib.entrypoints.pages import error_page
+
+        return html_response(error_page(response.status_code, message), response.status_code)
+    return json_response({"error": code, "message": message}, response.status_code)

@@ -38,6 +38,7 @@ log = logging.getLogger("slipway.slack")
 FORM = ["application/x-www-form-urlencoded"]
 DECISIONS = {ACTION_APPROVE: "approve", ACTION_REJECT: "reject"}
 REJECT_COMMENT = "rejected in Slack"
+SLACK_MAX_BYTES = 1_000_000  # a block_actions payload carries the whole message: a few KB to ~100 KB
 _USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
 
@@ -79,15 +80,15 @@ def verified(secret: str | None, raw_body: bytes | str | None, headers: Mapping[
         return SignatureVerifier(secret, clock=InjectedClock()).is_valid(
             body=raw_body or b"", timestamp=headers.get("x-slack-request-timestamp"),
             signature=headers.get("x-slack-signature"))
-    except (ValueError, UnicodeDecodeError):  # a timestamp that is not a number, a non-UTF-8 body
-        return False
+    except (ValueError, TypeError, UnicodeDecodeError):  # a timestamp that is not a number, a
+        return False  # non-ASCII signature (compare_digest refuses it), a non-UTF-8 body
 
 
 def parse(raw_body: bytes | str | None) -> dict:
     """The interaction payload (JSON in the form field ``payload``), once the signature held."""
     body = raw_body.encode() if isinstance(raw_body, str) else raw_body
     try:
-        payload = json.loads(form(body).get("payload", ""))
+        payload = json.loads(form(body, max_bytes=SLACK_MAX_BYTES).get("payload", ""))
     except ValueError as exc:
         raise BadRequest("the form field 'payload' is not JSON", code="bad_payload") from exc
     if not isinstance(payload, dict):

@@ -127,3 +127,30 @@ def test_a_rollback_must_say_where_to(stack, client, body, message):
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert res.status_code == 400 and message in res.json_body["message"]
     assert client.http.get("/deployments").json_body["deployments"] == []
+
+
+@pytest.mark.parametrize("path,body,headers", [
+    ("/approvals/d-20261126T101010-00000000", b"a&" * 5_000_000, FORM),  # 10 MB of fields
+    ("/approvals/d-20261126T101010-00000000", b"token=x." + "é".encode() + b"&decision=approve",
+     FORM),
+    ("/services/better-chatbot/rollback", b"[" * 100_000, {"Content-Type": "application/json"}),
+    ("/slack/interactions", b"payload=%7B%7D", {**FORM, "X-Slack-Signature": "v0=é",
+                                                "X-Slack-Request-Timestamp": "9999999999"}),
+])
+def test_hostile_bodies_are_refused_without_a_500(stack, client, path, body, headers):
+    """Huge forms, non-ASCII tokens or signatures and absurdly nested JSON: 4xx, nothing written."""
+    res = client.http.post(path, headers=headers, body=body)
+    assert 400 <= res.status_code < 500
+    assert stack.client("dynamodb").scan(TableName="slipway-test")["Count"] == 0
+
+
+def test_wrong_methods_and_content_types_answer_in_the_contract_shape(stack, client):
+    """Chalice's own 405 and 415 come back as {"error", "message"} (HTML under /approvals)."""
+    res = client.http.put("/deployments/d-20261126T101010-00000000")
+    assert res.status_code == 405 and set(res.json_body) == {"error", "message"}
+    res = client.http.post("/slack/interactions", headers={"Content-Type": "application/json"},
+                           body=b"{}")
+    assert res.status_code == 415 and res.json_body["error"] == "unsupported_media_type"
+    res = client.http.post("/approvals/d-20261126T101010-00000000", body=b"{}",
+                           headers={"Content-Type": "application/json"})
+    assert res.status_code == 415 and res.body.startswith(b"<!doctype html>")

@@ -228,7 +228,7 @@ def test_the_state_filter_takes_any_case(stack, client):
 
 
 def test_refusals_say_why_and_link_the_deployment(stack, client):
-    """Someone who may not decide gets a 403 naming the deployment's page; an expired link a 401
+    """Someone who may not decide gets a 403 naming the deployment's page; an expired link a 409
     that says it expired (not that it is invalid)."""
     dep = push(stack, client)
     res = _post(client, dep["id"], token=_link(stack, dep["id"], "slack:U0NOBODY"),
@@ -239,5 +239,5 @@ def test_refusals_say_why_and_link_the_deployment(stack, client):
     token = _link(stack, dep["id"])
     stack.clock.advance(hours=25)
     res = client.http.get(f"/approvals/{dep['id']}?token={token}")
-    assert res.status_code == 401 and _title(res.body.decode()) == "This link has expired"
+    assert res.status_code == 409 and _title(res.body.decode()) == "This link has expired"
     assert get(client, dep["id"])["state"] == "PENDING_APPROVAL"

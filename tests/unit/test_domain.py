@@ -11,7 +11,7 @@ from chalicelib.domain import links, taskdef
 from chalicelib.domain.model import TRANSITIONS, Deployment, IllegalTransition, State
 from chalicelib.domain.prune import revisions_to_prune
 from chalicelib.domain.tags import describe, may_deploy, parse_tag
-from chalicelib.errors import BadRequest, ConfigError, Unauthorized
+from chalicelib.errors import BadRequest, ConfigError, Conflict, Unauthorized
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -160,7 +160,7 @@ def test_link_token_verifies_for_its_deployment_only():
     assert claims.identity == "slack:U1" and claims.scope == "decide"
     with pytest.raises(Unauthorized):
         links.verify(KEY, token, "d-2", now=1_000)
-    with pytest.raises(Unauthorized, match="expired"):
+    with pytest.raises(Conflict, match="expired"):  # genuine but over: a state, 409
         links.verify(KEY, token, "d-1", now=2_001)
 
 
@@ -175,6 +175,11 @@ def test_forged_or_tampered_tokens_are_refused():
             links.verify(KEY, bad, "d-1", now=1_000)
     with pytest.raises(BadRequest):
         links.verify(KEY, "garbage", "d-1", now=1_000)
+    with pytest.raises(BadRequest):  # compare_digest refuses non-ASCII: never a 500
+        links.verify(KEY, token[:-1] + "é", "d-1", now=1_000)
+    other_scope = links.sign(KEY, "d-1", "slack:U1", expires=2_000, scope="view")
+    with pytest.raises(Unauthorized):
+        links.verify(KEY, other_scope, "d-1", now=1_000)
 
 
 def test_window_and_expiry():
