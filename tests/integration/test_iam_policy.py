@@ -10,7 +10,7 @@ from chalicelib.adapters import aws
 from chalicelib.entrypoints import bootstrap
 from chalicelib.service import reconcile, rollback
 from tests.conftest import ROOT
-from tests.integration.api_kit import client, deliver, get, run_to_success  # noqa: F401
+from tests.integration.api_kit import client, run_to_success  # noqa: F401
 
 __all__ = ["client"]
 
