@@ -106,11 +106,14 @@ class ProvisioningError(Exception):
     """The config dir lacks something the devstack needs to stand the services up."""
 
 
-def provision(aws: EmbeddedAws, config_file: Path, secret: dict, history: int = 1) -> Provisioned:
+def provision(aws, config_file: Path, secret: dict, history: int = 1, *,
+              tables: tuple[str, str] = (TABLE, IDEMPOTENCY_TABLE),
+              secret_id: str = SECRET_ID) -> Provisioned:
     """Create everything Slipway expects to find, from ``services.toml`` and its templates.
 
-    ``history`` revisions of each service's first task definition are registered (as if it had
-    been deployed that often before), and the service runs the newest: pruning then has work.
+    ``aws`` is anything with ``client(name)`` (an EmbeddedAws; the integration tests pass their
+    own). ``history`` revisions of each service's first task definition are registered (as if it
+    had been deployed that often before), and the service runs the newest: pruning then has work.
     """
     cfg = config_mod.load(config_file)
     ecr, ec2, ecs = aws.client("ecr"), aws.client("ec2"), aws.client("ecs")
@@ -120,7 +123,7 @@ def provision(aws: EmbeddedAws, config_file: Path, secret: dict, history: int = 
     clusters = sorted({s.cluster for s in cfg.services})
     for cluster in clusters:
         ecs.create_cluster(clusterName=cluster)
-    done = Provisioned(SECRET_ID, secret, "", clusters, network=network)
+    done = Provisioned(secret_id, secret, "", clusters, network=network)
     for svc in cfg.services:
         template = svc.template or _bootstrap_template(config_file.parent, svc.name)
         for _ in range(max(history, 1)):
@@ -134,9 +137,9 @@ def provision(aws: EmbeddedAws, config_file: Path, secret: dict, history: int = 
                            deploymentConfiguration=CIRCUIT_BREAKER)
         done.services[svc.name] = arn
     dynamodb = aws.client("dynamodb")
-    for table in all_tables(TABLE, IDEMPOTENCY_TABLE):
+    for table in all_tables(*tables):
         dynamodb.create_table(**table)
-    aws.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=json.dumps(secret))
+    aws.client("secretsmanager").create_secret(Name=secret_id, SecretString=json.dumps(secret))
     done.queue_url = aws.client("sqs").create_queue(
         QueueName=QUEUE_NAME, Attributes={"VisibilityTimeout": "10"})["QueueUrl"]
     return done

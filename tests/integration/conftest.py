@@ -6,7 +6,6 @@ revision) and an app whose dependencies are rebuilt from the environment, as a L
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -18,9 +17,8 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from chalicelib import config as config_mod
-from chalicelib.adapters import tables
 from chalicelib.entrypoints import bootstrap
+from devstack import aws as devstack_aws
 from devstack.standins.github_server import GitHubStandIn
 from devstack.standins.slack_server import SlackStandIn
 from tests.conftest import CONFIG_DIR
@@ -103,47 +101,30 @@ class Stack:
                 ran += 1
 
 
+class _Account:
+    """What devstack's provisioning needs: boto3 clients on the moto endpoint."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def client(self, name: str):
+        return boto3.client(name, region_name=REGION, endpoint_url=self.endpoint)
+
+
 def provision(endpoint: str, config_dir: Path) -> tuple[dict, str, dict]:
-    """Create what a production account has, from the config dir. Returns (secret, queue, services)."""
-    def client(name):
-        return boto3.client(name, region_name=REGION, endpoint_url=endpoint)
-
-    ddb = client("dynamodb")
-    for spec in tables.all_tables(os.environ["SLIPWAY_TABLE"], os.environ["SLIPWAY_IDEMPOTENCY_TABLE"]):
-        ddb.create_table(**spec)
-    secret = {"slack_bot_token": "xoxb-" + secrets.token_hex(8),
-              "slack_signing_secret": secrets.token_hex(16),
-              "github_token": "ghp_" + secrets.token_hex(10),
-              "link_signing_key": secrets.token_hex(32)}
-    client("secretsmanager").create_secret(Name=os.environ["SLIPWAY_SECRET_ID"],
-                                           SecretString=json.dumps(secret))
-    queue_url = client("sqs").create_queue(QueueName="slipway-work")["QueueUrl"]
-    ec2 = client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
-               for i in (1, 2)]
-    sg = ec2.create_security_group(GroupName="slipway-app", Description="app",
-                                   VpcId=vpc)["GroupId"]
-    ecs, ecr = client("ecs"), client("ecr")
-    cfg = config_mod.load(config_dir / "services.toml")
-    services = {}
-    for svc in cfg.services:
-        ecr.create_repository(repositoryName=svc.repository)
-        ecs.create_cluster(clusterName=svc.cluster)
-        body = svc.template or json.loads((config_dir / f"{svc.name}.bootstrap.json").read_text())
-        from chalicelib.domain.taskdef import pin_image
-
-        arn = ecs.register_task_definition(**pin_image(body, svc.container, body[
-            "containerDefinitions"][0]["image"]))["taskDefinition"]["taskDefinitionArn"]
-        ecs.create_service(
-            cluster=svc.cluster, serviceName=svc.service, taskDefinition=arn, desiredCount=1,
-            launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {
-                "subnets": subnets, "securityGroups": [sg], "assignPublicIp": "DISABLED"}},
-            deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True,
-                                                                  "rollback": True}})
-        services[svc.name] = {"first_revision": arn, "subnets": subnets, "security_group": sg}
-    return secret, queue_url, services
+    """Create what a production account has, from the config dir, exactly as the devstack does
+    (tables named by SLIPWAY_TABLE / SLIPWAY_IDEMPOTENCY_TABLE). Returns (secret, queue, services)."""
+    secret = devstack_aws.fresh_secret("xoxb-" + secrets.token_hex(8),
+                                       "ghp_" + secrets.token_hex(10))
+    done = devstack_aws.provision(
+        _Account(endpoint), config_dir / "services.toml", secret,
+        tables=(os.environ["SLIPWAY_TABLE"], os.environ["SLIPWAY_IDEMPOTENCY_TABLE"]),
+        secret_id=os.environ["SLIPWAY_SECRET_ID"])
+    vpc = done.network["awsvpcConfiguration"]
+    services = {name: {"first_revision": arn, "subnets": vpc["subnets"],
+                       "security_group": vpc["securityGroups"][0]}
+                for name, arn in done.services.items()}
+    return secret, done.queue_url, services
 
 
 @pytest.fixture
