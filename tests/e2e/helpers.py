@@ -14,6 +14,8 @@ from pathlib import Path
 
 import boto3
 
+from devstack.client import Client as HttpClient
+
 FINISHED = {"SUCCEEDED", "FAILED", "REJECTED", "EXPIRED", "SUPERSEDED", "ROLLED_BACK"}
 _minor = count(30)
 
@@ -34,6 +36,7 @@ def clocked(text: str) -> list[tuple[str, str]]:
 class Devstack:
     def __init__(self, url: str, terminal: Path | None = None):
         self.url = url.rstrip("/")
+        self._http = HttpClient(self.url)
         self.port = int(urllib.parse.urlsplit(self.url).port)
         self._terminal = terminal
 
@@ -60,19 +63,9 @@ class Devstack:
 
     # -- HTTP -------------------------------------------------------------------------------------
     def call(self, method: str, path: str, body=None, form: dict | None = None):
-        data, headers = None, {}
-        if body is not None:
-            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
-        if form is not None:
-            data = urllib.parse.urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        url = path if path.startswith("http") else self.url + path
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+        """(status, text) of one request, through the devstack's own HTTP client."""
+        got = self._http.request(method, path, json_body=body, form=form)
+        return got.status, got.text
 
     def post_raw(self, path: str, data: bytes) -> tuple[int, dict]:
         """POST a body as-is (JSON or not); the answer parsed as JSON."""
