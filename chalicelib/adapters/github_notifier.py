@@ -13,13 +13,14 @@ then not prevented for that deployment, and the failure is logged.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
-from chalicelib.adapters.errors import NotificationError
-from chalicelib.adapters.notifiers import (Lazy, clear_pending, is_pending, mark_pending,
-                                          needs_resync, remember)
 from chalicelib.domain.model import Deployment, State
 from chalicelib.service.deps import Deps
+from chalicelib.service.notify import (clear_pending, is_pending, mark_pending, needs_resync,
+                                       remember)
+from chalicelib.service.ports import NotificationError
 
 CHANNEL = "github"
 S = State
@@ -38,7 +39,7 @@ class GitHubNotifier:
 
     def __init__(self, deps: Deps, client_factory: Callable[[], Any]):
         self._deps = deps
-        self._client = Lazy(client_factory)
+        self._client = functools.cache(client_factory)  # built on first use, once per container
 
     def channels(self, svc) -> list[str]:
         return [CHANNEL] if svc.notify.github_repository else []

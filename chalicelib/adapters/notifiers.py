@@ -1,33 +1,22 @@
-"""Which notifiers run, and the bookkeeping they share with the ledger.
+"""Which notifiers run, and the clients and secrets they are built from.
 
     build(deps)            -> [GitHubNotifier?, SlackNotifier?] from services.toml's [service.notify]
-    resync(deps, dep)      re-send what failed earlier for one deployment
-    resync_pending(deps)   the reconciler's entry point: resync every recent deployment that needs it
 
 A notifier is ``changed(dep, changes)``. It never raises and never blocks a deployment: the ledger is
 written before anyone is told, and a Slack or GitHub failure is logged and recorded under
 ``dep.notifications["pending"][<channel>]`` so the reconciler (or the next change) re-syncs it.
 
-What notifiers keep in ``dep.notifications`` (each written with a conditional save, see ``remember``):
-``slack`` {channel, ts, dms}, ``github`` {id, repository}, ``author`` ("github:<login>", for
-prevent_self_review), ``pending`` {channel: last error}.
+The bookkeeping they share (``dep.notifications``, pending channels, the reconciler's re-sync) is
+service logic: ``chalicelib.service.notify``.
 
 GitHub runs first: the commit author must be in the ledger before anyone sees an Approve button.
 """
 from __future__ import annotations
 
-import copy
-import logging
 import os
-from typing import Any, Callable
 
-from chalicelib.adapters.errors import NotificationError
-from chalicelib.domain.model import Deployment, parse_iso
-from chalicelib.service.deps import Deps, retrying
-from chalicelib.service.ports import NOT_SENT
-
-log = logging.getLogger("slipway.notify")
-RECENT = 50  # how many of the newest deployments the reconciler checks for pending notifications
+from chalicelib.service.deps import Deps
+from chalicelib.service.ports import NotificationError
 
 
 def build(deps: Deps) -> list:
@@ -64,131 +53,3 @@ def _secret(deps: Deps, name: str) -> str:
     if not value:
         raise NotificationError(f"the secret has no {name}")
     return value
-
-
-class Lazy:
-    """Build a client on first use and keep it (one per Lambda container)."""
-
-    def __init__(self, factory: Callable[[], Any]):
-        self._factory = factory
-        self._value: Any = None
-
-    def __call__(self) -> Any:
-        if self._value is None:
-            self._value = self._factory()
-        return self._value
-
-
-# -- ledger bookkeeping ---------------------------------------------------------------------------
-def remember(deps: Deps, dep: Deployment, update: Callable[[dict], bool]) -> Deployment:
-    """Apply ``update`` to the stored deployment's notifications with a conditional save.
-
-    Re-reads the deployment, so a state change written meanwhile is kept (ConcurrentUpdate: read
-    and apply again). When the caller's ``dep`` was current, it is brought up to date (version and
-    notifications), so the caller's next save does not fail because a notifier wrote in between;
-    a stale ``dep`` stays stale, and its owner's save fails as it should. Returns the stored copy.
-    """
-    def step() -> Deployment:
-        fresh = deps.load(dep.id)
-        current = fresh.lock_version == dep.lock_version
-        if update(fresh.notifications):
-            deps.ledger.save(fresh)
-            if current:
-                dep.lock_version = fresh.lock_version
-        dep.notifications = copy.deepcopy(fresh.notifications)
-        return fresh
-
-    return retrying(step)
-
-
-def mark_pending(deps: Deps, dep: Deployment, channel: str, exc: BaseException) -> None:
-    """Log a failed notification and record it for the reconciler; never raises."""
-    message = getattr(exc, "message", None) or f"{type(exc).__name__}"
-    if isinstance(exc, NotificationError):
-        log.warning("%s notification for %s failed: %s", channel, dep.id, message)
-    else:
-        log.error("%s notification for %s failed unexpectedly", channel, dep.id, exc_info=exc)
-
-    def update(notes: dict) -> bool:
-        pending = notes.setdefault("pending", {})
-        if pending.get(channel) not in (None, NOT_SENT):
-            return False  # keep the first real error
-        pending[channel] = str(message)[:200]
-        return True
-
-    try:
-        remember(deps, dep, update)
-    except Exception:
-        log.exception("could not record the pending %s notification of %s", channel, dep.id)
-
-
-def clear_pending(channel: str) -> Callable[[dict], bool]:
-    """An ``update`` for ``remember`` that drops ``channel`` from pending."""
-    def update(notes: dict) -> bool:
-        pending = notes.get("pending") or {}
-        if channel not in pending:
-            return False
-        del pending[channel]
-        if not pending:
-            notes.pop("pending", None)
-        return True
-
-    return update
-
-
-def is_pending(dep: Deployment, channel: str) -> bool:
-    """Recorded as pending (not sent yet, or failed): what a successful sync clears."""
-    return channel in (dep.notifications.get("pending") or {})
-
-
-def needs_resync(deps: Deps, dep: Deployment, channel: str) -> bool:
-    """Should someone other than the creating Lambda send it? A real failure: yes. The write-ahead
-    'not sent yet': only once the creator had time to do it (else both would post)."""
-    value = (dep.notifications.get("pending") or {}).get(channel)
-    if value is None:
-        return False
-    if value != NOT_SENT:
-        return True
-    age = (deps.clock() - parse_iso(dep.created_at)).total_seconds()
-    return age > deps.settings.claim_seconds
-
-
-# -- re-sync (the reconciler) ---------------------------------------------------------------------
-def _members(notifier: Any) -> list:
-    """The notifiers inside ``deps.notifier`` (a FanOut of several, or a single one)."""
-    inner = getattr(notifier, "notifiers", None)
-    if inner is None:
-        return [notifier]
-    return [m for n in inner for m in _members(n)]
-
-
-def resync(deps: Deps, dep: Deployment) -> list[str]:
-    """Re-send every pending notification of ``dep``; return the channels now in sync."""
-    done = []
-    for notifier in _members(deps.notifier):
-        channel = getattr(notifier, "channel", None)
-        if channel and needs_resync(deps, dep, channel):
-            if notifier.resync(dep):
-                done.append(channel)
-    return done
-
-
-def resync_pending(deps: Deps, recent: int = RECENT) -> dict[str, str]:
-    """Resync the newest deployments whose notifications failed (finished ones included)."""
-    out: dict[str, str] = {}
-    try:
-        candidates = [d for d in deps.ledger.list(limit=recent)
-                      if any(needs_resync(deps, d, c) for c in d.notifications.get("pending") or {})]
-    except Exception:
-        log.exception("could not list deployments to re-sync notifications")
-        return out
-    for dep in candidates:
-        try:
-            done = resync(deps, dep)
-        except Exception:  # a notifier must never break the reconciler
-            log.exception("re-sync of %s failed", dep.id)
-            continue
-        left = sorted((deps.load(dep.id).notifications.get("pending") or {}))
-        out[f"notify {dep.id}"] = (f"re-synced {', '.join(done)}" if done else "re-sync failed") \
-            + (f"; still pending: {', '.join(left)}" if left else "")
-    return out

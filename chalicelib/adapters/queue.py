@@ -30,21 +30,6 @@ class SqsDispatcher:
             raise AwsError(f"could not queue work for {dep_id}: {exc}") from exc
 
 
-def parse_message(body: str) -> tuple[str, list[str]] | None:
-    """(deployment id, changes to notify) of a work message, or None if it is not one of ours."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    dep_id = data.get("deployment") if isinstance(data, dict) else None
-    if not isinstance(dep_id, str) or not dep_id:
-        return None
-    notify = data.get("notify") or []
-    if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
-        return None
-    return dep_id, notify
-
-
 class DeferredNotifier:
     """Queues the changes instead of telling people now: the worker tells them (Slack's 3 s)."""
 

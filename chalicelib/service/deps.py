@@ -10,7 +10,7 @@ from typing import Any, Callable
 from chalicelib.config import Config, ServiceConfig
 from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import ConcurrentUpdate, NotFound
-from chalicelib.service.ports import Dispatcher, Ledger, Notifier
+from chalicelib.service.ports import Dispatcher, Ecs, Ledger, Notifier
 
 log = logging.getLogger("slipway")
 ID = re.compile(r"d-\d{8}T\d{6}-[0-9a-f]{8}")
@@ -38,7 +38,7 @@ class Settings:
 class Deps:
     config: Config
     ledger: Ledger
-    ecs: Any  # chalicelib.adapters.ecs.Ecs or a fake with the same methods
+    ecs: Ecs
     notifier: Notifier
     dispatcher: Dispatcher
     secrets: Callable[[], dict]

@@ -3,6 +3,7 @@ what we need: anything else raises BadEvent (logged and counted, never a crash o
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from chalicelib.errors import BadRequest
@@ -113,3 +114,19 @@ def deployment_changed(event: object) -> DeploymentChanged:
         reason=str(d.get("reason") or ""),
         service_arn=resources[0] if resources and isinstance(resources[0], str) else None,
     )
+
+
+def work_message(body: str) -> tuple[str, list[str]] | None:
+    """(deployment id, changes to notify) of a work-queue message (``Dispatcher.advance_later``),
+    or None if it is not one of ours."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    dep_id = data.get("deployment") if isinstance(data, dict) else None
+    if not isinstance(dep_id, str) or not dep_id:
+        return None
+    notify = data.get("notify") or []
+    if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
+        return None
+    return dep_id, notify

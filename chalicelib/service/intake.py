@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.adapters.errors import AwsError
 from chalicelib.config import ServiceConfig
 from chalicelib.domain import approval, taskdef
 from chalicelib.domain.model import Deployment, State, iso, new_id, push_order
@@ -11,7 +10,7 @@ from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
 from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import ImagePushed, image_pushed
-from chalicelib.service.ports import NOT_SENT
+from chalicelib.service.ports import NOT_SENT, AwsError
 
 log = logging.getLogger("slipway.intake")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.model import Deployment, State, iso, parse_iso
 from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import (DeploymentChanged, TaskStopped, deployment_changed,
                                        task_stopped)
+from chalicelib.service.ports import AwsError
 
 log = logging.getLogger("slipway.pipeline")
 STARTED_BY = "slipway/"
@@ -302,10 +302,9 @@ STEPS = (
 def work_message(deps: Deps, body: str) -> str:
     """One message of the work queue (see adapters/queue.py): tell people what the message says
     changed (a request that deferred it), then advance that deployment."""
-    from chalicelib.adapters.queue import parse_message
-    from chalicelib.service.events import BadEvent
+    from chalicelib.service.events import BadEvent, work_message as parse
 
-    parsed = parse_message(body)
+    parsed = parse(body)
     if parsed is None:
         raise BadEvent("work message has no deployment id")
     dep_id, notify = parsed

@@ -1,9 +1,50 @@
 """Ports: what the service layer needs from the outside world, as Protocols (fakes need not inherit)."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from chalicelib.domain.model import Deployment
+
+
+# -- errors: adapters translate what their libraries raise into these
+class OutsideError(Exception):
+    """Root of the errors a port raises because something outside Slipway failed (not a bug of ours).
+
+        OutsideError
+        ├── AwsError           an AWS call failed; ``retryable`` says whether another try may work
+        └── NotificationError  Slack or GitHub refused, failed or could not be reached
+
+    A ``NotificationError`` never blocks a deployment: the ledger is written first, the failure is
+    logged and re-synced later. Messages never contain tokens or values.
+    """
+
+
+#: AWS error codes worth another try (a queue or EventBridge redelivers); None = no answer at all.
+RETRYABLE_CODES = frozenset({None, "ThrottlingException", "ServerException", "ServiceUnavailable",
+                             "RequestLimitExceeded", "InternalFailure", "InternalServerError"})
+
+
+class AwsError(OutsideError):
+    """An AWS call failed for a reason the caller should report (not a bug of ours)."""
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
+
+
+class NotificationError(OutsideError):
+    """A Slack or GitHub call failed (refused, HTTP error, timeout, unreachable)."""
+
+    def __init__(self, message: str, *, status: int | None = None, error: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error = error
 
 
 class Ledger(Protocol):
@@ -37,6 +78,42 @@ class Ledger(Protocol):
 
     def put_job(self, name: str, job: dict | None) -> None:
         """Store (or with None, remove) a resumable background job's progress."""
+
+
+class Ecs(Protocol):
+    """ECS and ECR as the pipeline uses them; failures raise ``AwsError``."""
+
+    def describe_service(self, cluster: str, service: str) -> dict: ...
+
+    @staticmethod
+    def launch_settings(service: dict) -> dict:
+        """The network/launch settings a one-off task of ``service`` runs with."""
+
+    def describe_task_definition(self, arn: str) -> dict: ...
+
+    def describe_task(self, cluster: str, task_arn: str) -> dict | None: ...
+
+    def image_info(self, repository: str, digest: str) -> tuple[list[str], str | None]:
+        """(tags, push time) of the image ``digest`` in ``repository``."""
+
+    def task_definition_pages(self, family: str) -> Iterator[list[str]]:
+        """ACTIVE revisions of ``family``, one page at a time, oldest first."""
+
+    def check_registration(self, body: dict) -> None:
+        """Raise ``AwsError`` if registering ``body`` would be refused (before anything changes)."""
+
+    def register(self, body: dict) -> str: ...
+
+    def run_task(self, *, cluster: str, task_definition: str, container: str, command: list[str],
+                 launch: dict, started_by: str, client_token: str) -> str:
+        """Start a one-off task; the same ``client_token`` never starts a second one."""
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None: ...
+
+    def update_service(self, cluster: str, service: str, task_definition: str) -> str | None:
+        """Start the rollout; the ECS deployment id."""
+
+    def deregister(self, arn: str) -> None: ...
 
 
 #: What a channel that has not been told yet says in ``dep.notifications["pending"]``.

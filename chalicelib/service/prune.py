@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.adapters.errors import AwsError
 from chalicelib.config import ServiceConfig
 from chalicelib.domain.model import Deployment, State
 from chalicelib.domain.prune import family_revision, revision_of, revisions_to_prune
 from chalicelib.errors import SlipwayError
 from chalicelib.service.deps import Deps
+from chalicelib.service.ports import AwsError
 from chalicelib.service.rollback import kept_releases, previous_target
 
 log = logging.getLogger("slipway.prune")

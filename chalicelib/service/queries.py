@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from statistics import median
 
-from chalicelib.adapters.errors import AwsError
 from chalicelib.config import ServiceConfig
 from chalicelib.domain.model import State
+from chalicelib.service.ports import AwsError
 from chalicelib.service.views import deployment_json
 from chalicelib.errors import BadRequest
 from chalicelib.service.deps import Deps

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from chalicelib.adapters.errors import AwsError
-from chalicelib.adapters.notifiers import resync_pending
 from chalicelib.domain.approval import is_expired
 from chalicelib.domain.model import Deployment, State, parse_iso
 from chalicelib.errors import SlipwayError
 from chalicelib.service import intake, pipeline, prune
 from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import DeploymentChanged, task_from_detail
+from chalicelib.service.notify import resync_pending
+from chalicelib.service.ports import AwsError
 
 log = logging.getLogger("slipway.reconcile")
 GIVE_UP = 6  # a step ECS keeps refusing for this many reconciler waits fails the deployment

@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from chalicelib.adapters import notifiers
 from chalicelib.domain.model import State
-from chalicelib.service import decisions, pipeline, reconcile
+from chalicelib.service import decisions, notify, pipeline, reconcile
 from tests.notify_kit import (REPO, SHA, approve, channel_message, dms, env, github_server, push, rendered,
                               rollout, slack_server, statuses, stopped, token_of, world,
                               write_config)
@@ -52,7 +51,7 @@ def test_slack_and_github_down_throughout_never_stall_the_pipeline(env, slack_se
     assert set(got.notifications["pending"]) == {"slack", "github"}
     slack_server.set_down(False)
     github_server.set_down(False)
-    notifiers.resync_pending(deps)
+    notify.resync_pending(deps)
     assert "pending" not in deps.load(dep.id).notifications
     assert statuses(github_server) == ["success"]
     assert ":tada: Deployed" in rendered(channel_message(slack_server))
@@ -64,7 +63,7 @@ def test_notification_bookkeeping_never_loses_a_concurrent_change(env):
     dep = push(deps)
     stale = deps.load(dep.id)
     approve(deps, dep)  # the ledger moves on: MIGRATING
-    notifiers.mark_pending(deps, stale, "slack", RuntimeError("boom"))
+    notify.mark_pending(deps, stale, "slack", RuntimeError("boom"))
     got = deps.load(dep.id)
     assert got.state is State.MIGRATING and got.notifications["pending"] == {"slack": "RuntimeError"}
     assert stale.lock_version < got.lock_version  # its owner's next save must fail, and does
@@ -89,9 +88,9 @@ def test_a_deleted_message_is_posted_again_on_resync(env, slack_server):
     """If someone deleted the message, the next sync posts a new one and remembers it."""
     deps = env()
     dep = push(deps)
-    notifiers.remember(deps, deps.load(dep.id), lambda notes: notes.update(
+    notify.remember(deps, deps.load(dep.id), lambda notes: notes.update(
         slack={**notes["slack"], "ts": "1.000001"}, pending={"slack": "lost"}) or True)
-    assert notifiers.resync(deps, deps.load(dep.id)) == ["slack"]
+    assert notify.resync(deps, deps.load(dep.id)) == ["slack"]
     posted = [m for m in slack_server.messages() if m["channel_name"] == "#deploys"]
     assert len(posted) == 2
     assert deps.load(dep.id).notifications["slack"]["ts"] == posted[1]["ts"]
@@ -112,7 +111,7 @@ def test_a_write_racing_the_bookkeeping_is_kept_and_the_bookkeeping_retried(env,
         return real_save(target, pointers)
 
     monkeypatch.setattr(deps.ledger, "save", racing_save)
-    notifiers.mark_pending(deps, deps.load(dep.id), "github", RuntimeError("x"))
+    notify.mark_pending(deps, deps.load(dep.id), "github", RuntimeError("x"))
     got = deps.load(dep.id)
     assert got.timeline[-1]["note"] == "a concurrent writer was here"
     assert got.notifications["pending"] == {"github": "RuntimeError"}
@@ -131,10 +130,10 @@ def test_nobody_approves_before_github_was_asked_who_wrote_the_commit(env, githu
     deps.ledger.save(stored)
     with pytest.raises(Conflict, match="still asking GitHub"):
         decisions.decide(deps, dep.id, identity="github:carol", via="link", decision="approve")
-    notifiers.resync_pending(deps)  # too soon: the creating Lambda may still be at it
+    notify.resync_pending(deps)  # too soon: the creating Lambda may still be at it
     assert "author" not in deps.load(dep.id).notifications
     deps.clock.advance(minutes=3)
-    notifiers.resync_pending(deps)
+    notify.resync_pending(deps)
     assert deps.load(dep.id).notifications["author"] == "github:carol"
     with pytest.raises(Forbidden, match="you wrote this change"):
         decisions.decide(deps, dep.id, identity="github:carol", via="link", decision="approve")
