@@ -11,6 +11,7 @@
     [service.approval]   required, approvers, quorum, wait_minutes, expires_hours, prevent_self_review
     [service.notify]     slack_channel, github_repository, github_environment
     [service.prune]      keep = 10; only_tags = '^\\d+\\.\\d+\\.\\d+-[0-9a-f]{7}$'
+    [service.promote]    from = "web-staging"   # see config_ops.py (also [[freeze]] windows)
 
     [identities]                        # optional: who is who across channels (self-review)
     "github:octocat" = ["slack:U0123"]
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib import config_ops
+from chalicelib.domain.freeze import Window
 from chalicelib.domain.taskdef import validate_template
 from chalicelib.errors import ConfigError
 
@@ -75,6 +78,7 @@ class ServiceConfig:
     notify: Notify = field(default_factory=Notify)
     prune: Prune = field(default_factory=Prune)
     rollout_timeout_minutes: float = 60
+    promote: config_ops.Promote | None = None  # deployed only by promotion (and rollback)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Config:
     path: str
     services: tuple[ServiceConfig, ...]
     identities: dict[str, frozenset[str]] = field(default_factory=dict)
+    freezes: tuple[Window, ...] = ()
 
     def service(self, name: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.name == name), None)
@@ -121,7 +126,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{path}: file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(raw) - {"service", "identities"}
+    unknown = set(raw) - {"service", "identities", "freeze"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     entries = raw.get("service")
@@ -132,7 +137,9 @@ def load(path: str | Path) -> Config:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{path}: service name(s) used twice: {', '.join(dupes)}")
-    return Config(str(path), services, _identities(path, raw.get("identities", {})))
+    config_ops.check_promotions(path, services)
+    return Config(str(path), services, _identities(path, raw.get("identities", {})),
+                  config_ops.freezes(path, raw.get("freeze"), set(names)))
 
 
 def _service(path: Path, index: int, entry: Any) -> ServiceConfig:
@@ -142,7 +149,7 @@ def _service(path: Path, index: int, entry: Any) -> ServiceConfig:
     if isinstance(entry.get("name"), str):
         label = f"{path}: service {entry['name']!r}"
     sections = {k: entry[k] for k in _SECTIONS if k in entry}
-    top = {k: v for k, v in entry.items() if k not in _SECTIONS}
+    top = {k: v for k, v in entry.items() if k not in _SECTIONS and k != "promote"}
     _check_keys(label, top, _TOP)
     for key in _REQUIRED:
         if not top.get(key):
@@ -157,6 +164,8 @@ def _service(path: Path, index: int, entry: Any) -> ServiceConfig:
         values["template"] = _template(label, path.parent / top["task_definition"], top["container"])
     for name, body in sections.items():
         values[name] = _section(f"{label}: [service.{name}]", name, body)
+    if "promote" in entry:
+        values["promote"] = config_ops.promote(label, entry["promote"])
     return ServiceConfig(**values)
 
 

@@ -1,0 +1,171 @@
+"""Freeze windows: which instants they hold, when they let go (time zones, DST), how they load."""
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+
+import pytest
+
+from chalicelib import config
+from chalicelib.domain.freeze import Window, active_window, first_instant, frozen_until, zone
+from chalicelib.errors import ConfigError
+
+UTC = timezone.utc
+BERLIN = "Europe/Berlin"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def weekly(days=(), begin=None, finish=None, tz=BERLIN, **extra) -> Window:
+    return Window(index=1, services=frozenset({"*"}), days=frozenset(days), start_time=begin,
+                  end_time=finish, timezone=tz, **extra)
+
+
+FRIDAY_AFTERNOON = weekly({4}, time(16), time(18))
+
+
+def test_a_weekly_window_follows_the_wall_clock_across_seasons():
+    """Fri 16:00-18:00 Berlin is 15:00-17:00 UTC in winter and 14:00-16:00 UTC in summer."""
+    assert FRIDAY_AFTERNOON.active(at("2026-01-09T15:00:00Z"))
+    assert not FRIDAY_AFTERNOON.active(at("2026-01-09T14:59:59Z"))
+    assert FRIDAY_AFTERNOON.ends(at("2026-01-09T15:30:00Z")) == at("2026-01-09T17:00:00Z")
+    assert FRIDAY_AFTERNOON.active(at("2026-07-10T14:00:00Z"))
+    assert not FRIDAY_AFTERNOON.active(at("2026-07-10T16:00:00Z"))
+    assert FRIDAY_AFTERNOON.ends(at("2026-07-10T15:00:00Z")) == at("2026-07-10T16:00:00Z")
+    assert not FRIDAY_AFTERNOON.active(at("2026-07-09T14:30:00Z"))  # a Thursday
+
+
+def test_a_window_across_the_spring_forward_night_is_an_hour_shorter():
+    """Sun 01:00-04:00 Berlin on 29 March 2026 (02:00 CET → 03:00 CEST) lasts two real hours."""
+    window = weekly({6}, time(1), time(4))
+    assert not window.active(at("2026-03-28T23:59:59Z"))
+    assert window.active(at("2026-03-29T00:00:00Z"))  # 01:00 CET
+    assert window.active(at("2026-03-29T01:30:00Z"))  # 03:30 CEST
+    assert window.ends(at("2026-03-29T00:10:00Z")) == at("2026-03-29T02:00:00Z")  # 04:00 CEST
+    assert not window.active(at("2026-03-29T02:00:00Z"))
+
+
+def test_a_window_across_the_fall_back_night_is_an_hour_longer():
+    """Sun 01:00-03:00 Berlin on 25 October 2026 (03:00 CEST → 02:00 CET) lasts three hours."""
+    window = weekly({6}, time(1), time(3))
+    assert window.active(at("2026-10-24T23:00:00Z"))  # 01:00 CEST
+    assert window.active(at("2026-10-25T01:30:00Z"))  # the second 02:30, now CET
+    assert window.ends(at("2026-10-24T23:30:00Z")) == at("2026-10-25T02:00:00Z")  # 03:00 CET
+    assert not window.active(at("2026-10-25T02:00:00Z"))
+
+
+def test_a_time_the_switch_skips_falls_on_the_switch():
+    """02:30 does not exist in Berlin on 29 March 2026: a window ending then ends at 03:00 CEST."""
+    assert first_instant(at("2026-03-29T00:00:00Z").date(), time(2, 30), zone(BERLIN)) == \
+        at("2026-03-29T01:00:00Z")
+    window = weekly({6}, time(0), time(2, 30))
+    assert window.ends(at("2026-03-28T23:30:00Z")) == at("2026-03-29T01:00:00Z")
+    assert not window.active(at("2026-03-29T01:00:00Z"))  # 03:00 CEST: past 02:30 on the wall
+
+
+def test_a_window_whose_end_is_before_its_start_runs_past_midnight():
+    """Fri 18:00 → 08:00 holds Friday evening and Saturday morning, not Thursday night."""
+    window = weekly({4}, time(18), time(8), tz="UTC")
+    assert window.active(at("2026-11-27T18:00:00Z")) and window.active(at("2026-11-28T07:59:00Z"))
+    assert window.ends(at("2026-11-27T20:00:00Z")) == at("2026-11-28T08:00:00Z")
+    assert not window.active(at("2026-11-28T08:00:00Z"))
+    assert not window.active(at("2026-11-27T07:00:00Z"))  # Friday morning follows Thursday
+
+
+def test_whole_days_in_a_row_end_when_the_last_day_does():
+    """days = Sat, Sun without times: frozen from Saturday 00:00 to Monday 00:00 local time."""
+    window = weekly({5, 6}, tz="America/New_York")
+    assert window.active(at("2026-11-28T05:00:00Z"))  # Saturday 00:00 EST
+    assert window.ends(at("2026-11-28T12:00:00Z")) == at("2026-11-30T05:00:00Z")
+    assert not window.active(at("2026-11-30T05:00:00Z"))
+
+
+def test_absolute_windows_and_weekly_times_inside_them():
+    """start/end bound a window; with days too, only those days within the bounds count."""
+    xmas = Window(index=1, services=frozenset({"web"}), start=at("2026-12-23T00:00:00Z"),
+                  end=at("2027-01-02T00:00:00Z"), reason="holidays")
+    assert xmas.active(at("2026-12-24T12:00:00Z")) and not xmas.active(at("2027-01-02T00:00:00Z"))
+    assert xmas.ends(at("2026-12-24T12:00:00Z")) == at("2027-01-02T00:00:00Z")
+    inverted = Window(index=2, services=frozenset({"*"}), start=at("2027-01-02T00:00:00Z"),
+                      end=at("2026-12-23T00:00:00Z"))
+    assert not inverted.active(at("2026-12-25T00:00:00Z"))
+    fridays_in_december = weekly({4}, tz="UTC", start=at("2026-12-01T00:00:00Z"),
+                                 end=at("2026-12-18T12:00:00Z"))
+    assert fridays_in_december.active(at("2026-12-04T10:00:00Z"))
+    assert fridays_in_december.ends(at("2026-12-18T10:00:00Z")) == at("2026-12-18T12:00:00Z")
+    assert not fridays_in_december.active(at("2026-12-25T10:00:00Z"))
+
+
+def test_which_services_and_how_long_overlapping_windows_hold():
+    """A window holds only its services; overlapping windows freeze until the last lets go."""
+    short = Window(index=1, services=frozenset({"web"}), start=at("2026-12-01T00:00:00Z"),
+                   end=at("2026-12-01T10:00:00Z"))
+    longer = Window(index=2, services=frozenset({"*"}), start=at("2026-12-01T09:00:00Z"),
+                    end=at("2026-12-01T12:00:00Z"))
+    now = at("2026-12-01T09:30:00Z")
+    assert active_window([short, longer], "web", now) is longer
+    assert frozen_until([short, longer], "web", at("2026-12-01T08:00:00Z")) == \
+        at("2026-12-01T12:00:00Z")
+    assert active_window([short], "worker", now) is None
+    assert frozen_until([short], "web", at("2026-12-01T10:00:00Z")) is None
+
+
+FREEZE = """
+[[freeze]]
+services = ["web"]
+{body}
+"""
+
+
+def load(tmp_path, body: str):
+    from tests.unit.test_config import BASE
+
+    path = tmp_path / "services.toml"
+    path.write_text(BASE.format(extra="") + FREEZE.format(body=body))
+    return config.load(path)
+
+
+def test_freeze_tables_load_with_times_days_and_zones(tmp_path):
+    """RFC 3339 strings or TOML date-times, HH:MM times and IANA zones become a Window."""
+    cfg = load(tmp_path, 'start = 2026-12-23T00:00:00+01:00\nend = "2027-01-02T08:00:00Z"\n'
+                         'days = ["Fri", "sat"]\nfrom = "16:00"\nto = "08:00"\n'
+                         'timezone = "Europe/Berlin"\nreason = "holidays"\n'
+                         'break_glass = ["github:octocat"]')
+    (window,) = cfg.freezes
+    assert window.start == at("2026-12-22T23:00:00Z") and window.end == at("2027-01-02T08:00:00Z")
+    assert window.days == {4, 5} and window.start_time == time(16) and window.end_time == time(8)
+    assert window.break_glass == ("github:octocat",) and window.name == "freeze #1 (holidays)"
+
+
+@pytest.mark.parametrize("body, key", [
+    ('days = ["Fri"]\ntimezone = "Mars/Olympus"', "timezone"),
+    ('start = "next friday"\nend = "2027-01-01T00:00:00Z"', "start"),
+    ('days = ["Fri"]\nfrom = "25:00"', "from"),
+    ('days = ["Fri"]\nto = "5pm"', "to"),
+    ('days = ["Freitag"]', "days"),
+    ('days = ["Fri"]\nbreak_glass = ["octocat"]', "break_glass"),
+    ('days = ["Fri"]\nwhen = "always"', "when"),
+    ('start = "2026-12-01T00:00:00Z"', "end"),
+])
+def test_bad_freeze_tables_fail_naming_file_and_key(tmp_path, body, key):
+    """Unknown zones, unparseable times and unknown keys fail at load, naming file and key."""
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, body)
+    assert "services.toml: [[freeze]] #1" in err.value.message and key in err.value.message
+
+
+def test_a_freeze_of_an_unknown_service_fails(tmp_path):
+    """A misspelt service name would freeze nothing: refused at load."""
+    load(tmp_path, 'days = ["Fri"]')  # valid as written
+    path = tmp_path / "services.toml"
+    path.write_text(path.read_text().replace('["web"]', '["wbe"]'))
+    with pytest.raises(ConfigError, match="key 'services': no service named 'wbe'"):
+        config.load(path)
+
+
+def test_overlapping_and_inverted_windows_load(tmp_path):
+    """Overlaps and an end before the start are accepted (the latter is simply never active)."""
+    cfg = load(tmp_path, 'start = "2027-01-02T00:00:00Z"\nend = "2026-12-23T00:00:00Z"\n'
+                         '[[freeze]]\nservices = ["*"]\ndays = ["Fri"]\nfrom = "18:00"\nto = "08:00"')
+    assert len(cfg.freezes) == 2
