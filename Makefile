@@ -18,7 +18,7 @@ CONFIG_DIR ?= ecs/production
 venv: $(STAMP)
 
 # Create the venv on first use; reinstall whenever a requirements file changes.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-lint.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
