@@ -77,7 +77,7 @@ def run_serve(host: str, port: int, config: Path, task_seconds: float, log_level
         reconciler = stack.reconciler
         narrator = Narrator(follower.lines, link_lines(stack.slack.messages, follower),
                             recovery_lines(reconciler.recovered, follower),
-                            holds=[lambda: reconciler.running_since])
+                            holds=[lambda: reconciler.running_since], now=stack.clock)
         while not stop.wait(0.5):
             _print(narrator.poll)
     finally:

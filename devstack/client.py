@@ -45,3 +45,34 @@ class Client:
 
     def post(self, path: str, body: Any = None, form: dict | None = None) -> Response:
         return self.request("POST", path, json_body=body, form=form)
+
+    def delete(self, path: str) -> Response:
+        return self.request("DELETE", path)
+
+    # -- the devstack's fault and clock controls (devstack/faults.py) ----------------------------
+    def inject_fault(self, service: str, operation: str, error: str, when: str = "before",
+                     times: int | None = 1, match: dict | None = None) -> dict:
+        """Make the app's next ``times`` calls of ``service`` ``operation`` fail (None: until
+        ``clear_faults``); returns the fault as the devstack recorded it."""
+        got = self.post("/_devstack/faults", {"service": service, "operation": operation,
+                                              "error": error, "when": when, "times": times,
+                                              "match": match or {}})
+        if got.status != 201:
+            raise ValueError(f"fault refused: {got.status} {got.text}")
+        return got.json()
+
+    def faults(self) -> dict:
+        return self.get("/_devstack/faults").json()
+
+    def clear_faults(self) -> dict:
+        return self.delete("/_devstack/faults").json()
+
+    def advance_clock(self, seconds: float) -> dict:
+        """Move the app's clock forward; returns ``{"offset_seconds", "now"}``."""
+        got = self.post("/_devstack/clock", {"advance_seconds": seconds})
+        if got.status != 200:
+            raise ValueError(f"clock refused: {got.status} {got.text}")
+        return got.json()
+
+    def clock_offset(self) -> float:
+        return float(self.get("/_devstack/clock").json()["offset_seconds"])

@@ -9,6 +9,12 @@
     POST /_devstack/ecs                how emulated ECS behaves next → the settings in force
     GET  /_devstack/ecs                the settings in force and how many events were withheld
     POST /_devstack/reconcile          run the scheduled reconciler now → what it did
+    POST /_devstack/faults             {"service", "operation", "error", "when", "times", "match"}:
+                                       make the app's next AWS calls fail (devstack/faults.py)
+    GET  /_devstack/faults             the faults in force and the ones that fired
+    DELETE /_devstack/faults           remove every fault
+    POST /_devstack/clock              {"advance_seconds"}: move the app's clock forward
+    GET  /_devstack/clock              {"offset_seconds", "now"}
     GET  /_devstack/slack/messages     what the Slack stand-in received
     GET  /_devstack/github/deployments what the GitHub stand-in received
     POST /_devstack/slack/response     the response_url the Slack stand-in hands out
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from devstack import aws as aws_mod
 from devstack.ecs_emulator import SettingsError
 from devstack.events import BadEvent, envelope, failed, push_image
+from devstack.faults import FaultSpecError
 
 if TYPE_CHECKING:
     from devstack.server import DevstackServer
@@ -45,7 +52,8 @@ def _bad(message: str) -> tuple[int, dict]:
 def register_control(server: "DevstackServer", stack: "Stack") -> None:
     def index(_: bytes):
         return 200, {"endpoints": sorted(f"{m} {p}" for m, p in server.control),
-                     "doc": (__doc__ or "").strip()}
+                     "doc": (__doc__ or "").strip(), "clock": stack.clock.status(),
+                     "faults": len(stack.faults.status()["faults"])}
 
     def aws_info(_: bytes):
         return 200, {"endpoint_url": stack.aws.endpoint_url, "region": aws_mod.REGION,
@@ -108,6 +116,18 @@ def register_control(server: "DevstackServer", stack: "Stack") -> None:
     def reconcile(_: bytes):
         return 200, {"result": stack.reconciler.run_now()}
 
+    def faults_add(body: bytes):
+        try:
+            return 201, stack.faults.add(_json(body))
+        except FaultSpecError as exc:
+            return _bad(str(exc))
+
+    def clock_advance(body: bytes):
+        try:
+            return 200, stack.clock.advance(_json(body))
+        except FaultSpecError as exc:
+            return _bad(str(exc))
+
     def standin(name: str):
         if os.environ.get(f"{name.upper()}_API_URL") != getattr(stack, name).url:
             return 409, {"error": "not_in_use", "message": f"{name.upper()}_API_URL points "
@@ -129,6 +149,11 @@ def register_control(server: "DevstackServer", stack: "Stack") -> None:
             ("POST", "/_devstack/push", push), ("POST", "/_devstack/events", events),
             ("POST", "/_devstack/ecs", ecs_set), ("GET", "/_devstack/ecs", ecs_get),
             ("POST", "/_devstack/reconcile", reconcile),
+            ("POST", "/_devstack/faults", faults_add),
+            ("GET", "/_devstack/faults", lambda _: (200, stack.faults.status())),
+            ("DELETE", "/_devstack/faults", lambda _: (200, stack.faults.clear())),
+            ("POST", "/_devstack/clock", clock_advance),
+            ("GET", "/_devstack/clock", lambda _: (200, stack.clock.status())),
             ("GET", "/_devstack/slack/messages", slack_messages),
             ("GET", "/_devstack/github/deployments", github_deployments),
             ("POST", "/_devstack/slack/response", slack_response)):

@@ -131,14 +131,14 @@ class Demo:
         reconciler = self.stack.reconciler
         narrator = Narrator(follower.lines, recovery_lines(
             reconciler.recovered, dep_id=dep_id, labelled=False), grace=0.5,
-            holds=[lambda: reconciler.running_since])
+            holds=[lambda: reconciler.running_since], now=self.stack.clock)
         started = time.monotonic()
         dep: dict = {}
         while time.monotonic() - started < timeout:
             for text in narrator.poll():
                 self.out.line(text)
             dep = follower.latest.get(dep_id, {})
-            if settled(dep):
+            if settled(dep, now=self.stack.clock):
                 for text in narrator.flush():
                     self.out.line(text)
                 return dep

@@ -16,6 +16,9 @@ Everything here is a stand-in for behaviour of real ECS that moto does not model
 * ``drop_events`` withholds the ECS events (counted in ``dropped``): only the reconciler, which
   asks DescribeTasks/DescribeServices, can then finish the deployment.
 
+* RunTask's ``clientToken`` and ListTasks' default ``desiredStatus`` behave as in AWS
+  (``devstack.ecs_idempotency``).
+
 Settings are read when a task starts or a service is updated: they apply to what happens next.
 """
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from devstack.ecs_idempotency import RunTaskTokens
 from devstack.scheduler import Scheduler
 
 log = logging.getLogger("devstack.ecs")
@@ -95,6 +99,7 @@ class EcsEmulator:
         self._scheduler = Scheduler("devstack-ecs")
         self.dropped: dict[str, int] = {}
         self._originals: dict[str, Callable] = {}
+        self._tokens = RunTaskTokens(backend, self._lock)
 
     # -- control ------------------------------------------------------------------------------
     @property
@@ -121,6 +126,7 @@ class EcsEmulator:
         for name in ("run_task", "update_service", "stop_task"):
             self._originals[name] = getattr(self._backend, name)
             setattr(self._backend, name, getattr(self, f"_{name}"))
+        self._tokens.install()
         self._scheduler.start()
         return self
 
@@ -128,6 +134,7 @@ class EcsEmulator:
         from moto.moto_api import state_manager
 
         self._scheduler.stop()
+        self._tokens.uninstall()
         for name in self._originals:
             self._backend.__dict__.pop(name, None)
         state_manager.unset_transition("ecs::task")

@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -29,8 +30,11 @@ from chalice.app import CloudWatchEventConfig, ScheduledEventConfig, SQSEventCon
 from chalice.local import LambdaContext
 from moto.events.models import EventPattern
 
+from devstack.faults import SimulatedCrash
+
 log = logging.getLogger("devstack.events")
 RETRIES = 2  # Lambda retries a failed asynchronous invocation twice
+Invocation = Callable[[], Any]  # a context manager per Lambda invocation (devstack.faults)
 
 
 def _context(name: str, seconds: int = 60) -> LambdaContext:
@@ -41,9 +45,9 @@ def _time() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def now_iso() -> str:
-    """Now, in UTC with milliseconds (the timeline's clock)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def now_iso(clock: Callable[[], datetime] | None = None) -> str:
+    """Now (on ``clock``, the app's), in UTC with milliseconds (the timeline's clock)."""
+    return (clock() if clock else datetime.now(timezone.utc)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class BadEvent(ValueError):
@@ -92,7 +96,8 @@ class _Batch:
 class EventBus:
     """EventBridge for the app's ``on_cw_event`` handlers: match, queue, deliver in order."""
 
-    def __init__(self, app_module: Any):
+    def __init__(self, app_module: Any, invocation: Invocation = nullcontext):
+        self._invocation = invocation
         self._rules = [(cfg.name, EventPattern.load(json.dumps(cfg.event_pattern)), fn)
                        for cfg, fn in handlers(app_module, CloudWatchEventConfig)]
         self._queue: queue.Queue = queue.Queue()
@@ -144,8 +149,9 @@ class EventBus:
         fn = next(f for n, _, f in self._rules if n == name)
         for attempt in range(RETRIES + 1):
             try:
-                return fn(event, _context(name))
-            except Exception as exc:  # an unexpected error: retried, then given up (logged)
+                with self._invocation():
+                    return fn(event, _context(name))
+            except (Exception, SimulatedCrash) as exc:  # retried, then given up (logged)
                 if attempt < RETRIES:
                     log.info("%s raised %s on %s %s (attempt %d); retrying", name,
                              type(exc).__name__, event.get("detail-type"), event.get("id"),
@@ -174,7 +180,9 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 class QueueWorker:
     """The SQS event source mapping: receive, invoke with one record, delete on success."""
 
-    def __init__(self, app_module: Any, sqs: Any, queue_url: str, queue_arn: str, region: str):
+    def __init__(self, app_module: Any, sqs: Any, queue_url: str, queue_arn: str, region: str,
+                 invocation: Invocation = nullcontext):
+        self._invocation = invocation
         found = handlers(app_module, SQSEventConfig)
         if not found:
             raise RuntimeError("the app has no @app.on_sqs_message handler")
@@ -212,8 +220,9 @@ class QueueWorker:
             "eventSource": "aws:sqs", "eventSourceARN": self._arn, "awsRegion": self._region,
         }
         try:
-            self._fn({"Records": [record]}, _context(self._cfg.name))
-        except Exception as exc:  # left on the queue: SQS redelivers it after the visibility timeout
+            with self._invocation():
+                self._fn({"Records": [record]}, _context(self._cfg.name))
+        except (Exception, SimulatedCrash) as exc:  # left on the queue: SQS redelivers it after the visibility timeout
             log.warning("work message %s failed, will be redelivered: %r", message["MessageId"], exc)
             self._sqs.change_message_visibility(QueueUrl=self._url, VisibilityTimeout=1,
                                                 ReceiptHandle=message["ReceiptHandle"])
@@ -224,7 +233,10 @@ class QueueWorker:
 class Reconciler:
     """The ``@app.schedule`` rule, every ``interval`` seconds; also run on demand (``run_now``)."""
 
-    def __init__(self, app_module: Any, account: str, region: str, interval: float = 1.0):
+    def __init__(self, app_module: Any, account: str, region: str, interval: float = 1.0,
+                 invocation: Invocation = nullcontext,
+                 clock: Callable[[], datetime] | None = None):
+        self._invocation, self._clock = invocation, clock
         self._targets = handlers(app_module, ScheduledEventConfig)
         self._account, self._region, self._interval = account, region, interval
         self._lock = threading.Lock()
@@ -245,7 +257,7 @@ class Reconciler:
     def run_now(self) -> dict[str, Any]:
         out = {}
         with self._lock:  # one reconcile at a time, as one scheduled Lambda would
-            self.running_since = started = now_iso()
+            self.running_since = started = now_iso(self._clock)
             try:
                 for cfg, fn in self._targets:
                     event = {"version": "0", "id": str(uuid.uuid4()),
@@ -254,7 +266,12 @@ class Reconciler:
                              "detail": {}, "resources": [f"arn:aws:events:{self._region}:"
                                                          f"{self._account}:rule/"
                                                          f"slipway-devstack-{cfg.name}"]}
-                    out[cfg.name] = fn(event, _context(cfg.name, 300))
+                    try:
+                        with self._invocation():
+                            out[cfg.name] = fn(event, _context(cfg.name, 300))
+                    except SimulatedCrash as exc:  # the next scheduled run starts afresh
+                        log.warning("%s crashed: %s", cfg.name, exc)
+                        out[cfg.name] = {"ok": False, "error": "crashed", "message": str(exc)}
                     self._note(out[cfg.name], started)
             finally:
                 self.running_since = None

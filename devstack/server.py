@@ -8,6 +8,7 @@ so routes, content types and error handling behave as they do behind API Gateway
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import threading
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 
 from chalice.config import Config
 from chalice.local import LocalGateway, LocalGatewayException
+
+from devstack.faults import SimulatedCrash
 
 log = logging.getLogger("devstack.server")
 Reply = tuple[int, Any]  # (status, JSON-able body, or str for text/plain)
@@ -33,6 +36,7 @@ class DevstackServer(ThreadingHTTPServer):
         self.control: dict[tuple[str, str], Callable[[bytes], Reply]] = {}
         self.gateway: LocalGateway | None = None
         self._app_lock = threading.Lock()
+        self._invocation: Callable[[], Any] = contextlib.nullcontext
         self._thread: threading.Thread | None = None
 
     @property
@@ -40,8 +44,10 @@ class DevstackServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
-    def mount(self, app: Any) -> None:
-        """Serve ``app`` (the Chalice object) for every path outside ``/_devstack``."""
+    def mount(self, app: Any, invocation: Callable[[], Any] = contextlib.nullcontext) -> None:
+        """Serve ``app`` (the Chalice object) for every path outside ``/_devstack``;
+        ``invocation()`` wraps each request (devstack.faults: an injected crash ends there)."""
+        self._invocation = invocation
         config = Config.create(app_name=app.app_name, lambda_timeout=60, lambda_memory_size=256)
         self.gateway = LocalGateway(app, config)
 
@@ -68,7 +74,12 @@ class DevstackServer(ThreadingHTTPServer):
             # IAMAuthorizer routes are let through locally (Chalice warns about it every time).
             warnings.simplefilter("ignore")
             try:
-                return self.gateway.handle_request(method, path, headers, body)
+                with self._invocation():
+                    return self.gateway.handle_request(method, path, headers, body)
+            except SimulatedCrash:  # the Lambda died: API Gateway answers 502 on its behalf
+                log.warning("%s %s: the handler crashed (injected)", method, path)
+                return {"statusCode": 502, "headers": {"Content-Type": "application/json"},
+                        "body": json.dumps({"message": "Internal server error"})}
             except LocalGatewayException as exc:
                 return {"statusCode": exc.CODE, "headers": dict(exc.headers),
                         "body": (exc.body or b"").decode("utf-8")}

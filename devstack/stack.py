@@ -20,6 +20,7 @@ from devstack import aws as aws_mod
 from devstack.control import register_control
 from devstack.ecs_emulator import EcsEmulator, EcsSettings
 from devstack.events import EventBus, QueueWorker, Reconciler
+from devstack.faults import AppClock, Faults
 from devstack.server import DevstackServer
 from devstack.standins.github_server import GitHubStandIn
 from devstack.standins.slack_server import SlackStandIn
@@ -36,9 +37,12 @@ class Stack:
         self.host, self.port = host, port
         self.ecs_settings, self.stale_seconds = ecs, stale_seconds
         self.reconcile_every, self.log_level, self.history = reconcile_every, log_level, history
-        self.slack = SlackStandIn(token=f"xoxb-{secrets.token_hex(12)}")
+        self.clock = AppClock()  # POST /_devstack/clock: the app's Deps.clock
+        self.slack = SlackStandIn(token=f"xoxb-{secrets.token_hex(12)}", clock=self.clock)
         self.github = GitHubStandIn(token=f"ghp_{secrets.token_hex(18)}")
         self.aws = aws_mod.EmbeddedAws(host)
+        self.faults = Faults()  # POST /_devstack/faults: the app's AWS calls only
+        self._unhook: Any = None
         self.server: DevstackServer | None = None
         self.emulator: EcsEmulator | None = None
         self.bus: EventBus | None = None
@@ -87,13 +91,15 @@ class Stack:
         self.emulator.settle()
         app_module = self._import_app()
         region, account = aws_mod.REGION, aws_mod.ACCOUNT
-        self.bus = EventBus(app_module)
+        self.bus = EventBus(app_module, self.faults.invocation)
         self.worker = QueueWorker(app_module, self.aws.client("sqs"), self.provisioned.queue_url,
-                                  f"arn:aws:sqs:{region}:{account}:{aws_mod.QUEUE_NAME}", region)
-        self.reconciler = Reconciler(app_module, account, region, self.reconcile_every)
+                                  f"arn:aws:sqs:{region}:{account}:{aws_mod.QUEUE_NAME}", region,
+                                  self.faults.invocation)
+        self.reconciler = Reconciler(app_module, account, region, self.reconcile_every,
+                                     self.faults.invocation, clock=self.clock)
         self._up(self.bus.start(), self.worker.start(), self.reconciler.start())
         register_control(self.server, self)
-        self.server.mount(app_module.app)
+        self.server.mount(app_module.app, self.faults.invocation)
         self.server.start()
 
     def _import_app(self) -> Any:
@@ -101,9 +107,13 @@ class Stack:
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
         import app as app_module
+        from chalicelib.adapters import aws as app_aws
         from chalicelib.entrypoints import bootstrap
 
+        if self._unhook is None:  # every client the app builds from now on can be made to fail
+            self._unhook = self.faults.install(app_aws)
         bootstrap.reset()
+        bootstrap.deps().clock = self.clock  # Slipway's rules read the devstack's clock
         self.app_module = app_module
         return app_module
 
@@ -118,6 +128,9 @@ class Stack:
             except Exception:  # keep going: every later part must still be stopped
                 log.exception("stopping %s failed", type(part).__name__)
         self._started.clear()
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
         try:
             from moto.moto_api._internal.models import moto_api_backend
 

@@ -34,7 +34,8 @@ def moment(at: str | None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def settled(dep: dict, quiet_seconds: float = 2.0) -> bool:
+def settled(dep: dict, quiet_seconds: float = 2.0,
+            now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> bool:
     """Finished, and done writing: a success adds its pruning note shortly after SUCCEEDED."""
     if dep.get("state") not in FINISHED:
         return False
@@ -42,7 +43,7 @@ def settled(dep: dict, quiet_seconds: float = 2.0) -> bool:
         return True
     finished = datetime.fromisoformat((dep.get("finished_at") or "").replace("Z", "+00:00")
                                       or "1970-01-01T00:00:00+00:00")
-    return (datetime.now(timezone.utc) - finished).total_seconds() > quiet_seconds
+    return (now() - finished).total_seconds() > quiet_seconds
 
 
 def clock(at: str | None) -> str:
@@ -119,13 +120,15 @@ class Narrator:
     may still add lines (the reconciler, mid-run): nothing from then on is released yet."""
 
     def __init__(self, *sources: Callable[[], Iterable[Line]], grace: float = 1.0,
-                 holds: Iterable[Callable[[], str | None]] = ()):
+                 holds: Iterable[Callable[[], str | None]] = (),
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self._sources, self._grace, self._holds = sources, grace, tuple(holds)
+        self._now = now  # the clock the lines' times are on (the devstack's app clock)
         self._held: list[tuple[datetime, int, str]] = []
         self._order = itertools.count()
 
     def poll(self) -> list[str]:
-        horizon = datetime.now(timezone.utc).timestamp() - self._grace
+        horizon = self._now().timestamp() - self._grace
         for hold in self._holds:  # before reading: what a source adds later dates from its hold
             since = hold()
             if since:

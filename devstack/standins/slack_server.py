@@ -39,8 +39,10 @@ def channel_id(channel: str) -> str:
 class SlackStandIn(StandIn):
     """Slack's chat API on loopback, recording messages, updates, threads and responses."""
 
-    def __init__(self, token: str = "xoxb-standin", host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, token: str = "xoxb-standin", host: str = "127.0.0.1", port: int = 0,
+                 clock=None):
         super().__init__(token, host, port)
+        self._clock = clock  # the devstack's app clock: received times line up with the timeline
         self._messages: list[dict] = []
         self._ephemerals: list[dict] = []
         self._responses: list[dict] = []
@@ -125,12 +127,12 @@ class SlackStandIn(StandIn):
                 if parent is None:
                     return {"ok": False, "error": "thread_not_found"}
                 parent["replies"].append({"ts": ts, "thread_ts": parent["ts"], **version,
-                                          "received_at": _now()})
+                                          "received_at": _now(self._clock)})
             else:
                 self._messages.append({
                     "channel": channel, "channel_name": str(params["channel"]), "ts": ts,
                     **version, "history": [copy.deepcopy(version)], "replies": [],
-                    "received_at": _now(),
+                    "received_at": _now(self._clock),
                 })
         return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, **version}}
 
@@ -147,7 +149,7 @@ class SlackStandIn(StandIn):
             if "blocks" in params:  # Slack keeps the old blocks when none are sent
                 message["blocks"] = params["blocks"]
             message["history"].append({"text": message["text"], "blocks": copy.deepcopy(message["blocks"])})
-            message["updated_at"] = _now()
+            message["updated_at"] = _now(self._clock)
             return {"ok": True, "channel": channel, "ts": message["ts"], "text": message["text"]}
 
     def _post_ephemeral(self, params: dict) -> dict:
@@ -175,9 +177,9 @@ class SlackStandIn(StandIn):
         return f"{1700000000 + self._counter // 10000}.{(self._counter % 10000) * 100:06d}"
 
 
-def _now() -> str:
+def _now(clock=None) -> str:
     """When the stand-in received something (UTC, ISO 8601): the devstack orders its output by it."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return (clock() if clock else datetime.now(timezone.utc)).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _params(headers: dict[str, str], body: bytes, query: str) -> dict[str, Any]:

@@ -79,7 +79,10 @@ def _serve(log: Path):
 
 @pytest.fixture(autouse=True)
 def default_ecs(request):
-    """Every e2e test starts from well-behaved emulated ECS (exit 0, rollouts complete, events on)."""
+    """Every e2e test starts from well-behaved emulated ECS (exit 0, rollouts complete, events on)
+    and no injected AWS faults."""
     if "devstack" in request.fixturenames:
-        request.getfixturevalue("devstack").set_ecs(
-            migration_exit_code=0, rollout="complete", drop_events=False, task_seconds=TASK_SECONDS)
+        stack = request.getfixturevalue("devstack")
+        stack.set_ecs(migration_exit_code=0, rollout="complete", drop_events=False,
+                      task_seconds=TASK_SECONDS)
+        stack.clear_faults()

@@ -103,6 +103,24 @@ class Devstack:
         assert status == 200, got
         return got
 
+    def fault(self, service: str, operation: str, error: str, when: str = "before",
+              times: int | None = 1, match: dict | None = None) -> dict:
+        """Make the app's next AWS call(s) fail (devstack/faults.py); times=None: until cleared."""
+        return self._http.inject_fault(service, operation, error, when, times, match)
+
+    def clear_faults(self) -> dict:
+        return self._http.clear_faults()
+
+    def faults(self) -> dict:
+        return self._http.faults()
+
+    def advance_clock(self, seconds: float) -> dict:
+        """Move the app's clock (expiry, waits, stale thresholds, claims) forward."""
+        return self._http.advance_clock(seconds)
+
+    def clock_offset(self) -> float:
+        return self._http.clock_offset()
+
     def aws(self, service: str):
         info = self.get_json("/_devstack/aws")
         return boto3.session.Session().client(
@@ -156,7 +174,7 @@ class Devstack:
             if dep["state"] in FINISHED:
                 if dep["state"] != "SUCCEEDED" or any("prun" in t["note"] for t in dep["timeline"]):
                     return dep
-                if _age(dep) > 1.5:  # nothing (more) to prune
+                if _age(dep, self.clock_offset()) > 1.5:  # nothing (more) to prune
                     return dep
             time.sleep(0.2)
         raise AssertionError(f"{dep_id} still {dep.get('state')} after {timeout:g} s: "
@@ -174,6 +192,7 @@ class Devstack:
         return self.aws("ecs").describe_services(cluster=cluster, services=[name])["services"][0]
 
 
-def _age(dep: dict) -> float:
+def _age(dep: dict, offset: float = 0.0) -> float:
+    """Seconds since the deployment finished, on the app's clock (the devstack's may be ahead)."""
     finished = datetime.fromisoformat(dep["finished_at"].replace("Z", "+00:00"))
-    return (datetime.now(timezone.utc) - finished).total_seconds()
+    return (datetime.now(timezone.utc) - finished).total_seconds() + offset
