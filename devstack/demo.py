@@ -205,8 +205,13 @@ def rollback(demo: Demo) -> str:
     if (first["state"], second["state"]) != ("SUCCEEDED", "SUCCEEDED"):
         raise Unexpected(f"the two deployments ended {first['state']} and {second['state']}")
     demo.out.step(f"An operator rolls back: POST /services/{SERVICE}/rollback {{\"to\": \"previous\"}}")
-    got = demo.http.post(f"/services/{SERVICE}/rollback",
-                         {"to": "previous", "reason": "devstack demo: back to 1.22.0"})
+    body = {"to": "previous", "reason": "devstack demo: back to 1.22.0"}
+    got = demo.http.post(f"/services/{SERVICE}/rollback", body)
+    if got.status != 409 or got.json().get("error") != "migrations_since_target":
+        raise Unexpected(f"expected 409 migrations_since_target, got {got.status}: {got.text}")
+    demo.out.line(f"  → 409: {got.json()['message']}")
+    demo.out.step("The schema change is backward compatible: the operator forces it, with a reason")
+    got = demo.http.post(f"/services/{SERVICE}/rollback", {**body, "force": True})
     if got.status != 202:
         raise Unexpected(f"rollback answered {got.status}: {got.text}")
     dep = got.json()

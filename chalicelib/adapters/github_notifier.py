@@ -85,7 +85,8 @@ class GitHubNotifier:
                 gh_id = client.create_deployment(
                     repo, ref=dep.commit or dep.image_tag or dep.image_digest,
                     environment=environment,
-                    payload={"slipway_id": dep.id, "digest": dep.image_digest, "image": dep.image},
+                    payload={"slipway_id": dep.id, "digest": dep.image_digest, "image": dep.image,
+                             **({"forced": dep.forced} if dep.forced else {})},
                     description=_title(dep), production=environment == "production")
                 found["github"] = {"id": gh_id, "repository": repo}
             except NotificationError as exc:
@@ -133,8 +134,11 @@ def _deployment_id(dep: Deployment) -> int | None:
 
 def _title(dep: Deployment) -> str:
     what = dep.version or dep.image_tag or dep.image_digest[:19]
-    verb = "Roll back" if dep.kind == "rollback" else "Deploy"
-    return f"{verb} {dep.service} {what} (Slipway {dep.id})"
+    verb = {"rollback": "Roll back", "promote": "Promote"}.get(dep.kind, "Deploy")
+    if dep.forced:  # past migrations, on someone's word: GitHub keeps who and why
+        verb = f"FORCED by {dep.forced.get('by')} ({dep.forced.get('reason')}): {verb}"
+    source = f" from {dep.promoted_from.get('service')}" if dep.promoted_from else ""
+    return f"{verb} {dep.service} {what}{source} (Slipway {dep.id})"
 
 
 def describe(dep: Deployment) -> str:

@@ -58,6 +58,9 @@ def _title(dep: dict) -> str:
     version = dep.get("version") or dep.get("image_tag") or _short_digest(dep.get("image_digest")) or "?"
     if dep.get("kind") == "rollback":
         return f"Rollback {dep.get('service', '?')} to {version}"
+    if dep.get("kind") == "promote":
+        source = (dep.get("promoted_from") or {}).get("service", "?")
+        return f"Promote {dep.get('service', '?')} {version} from {source}"
     return f"Deploy {dep.get('service', '?')} {version}"
 
 
@@ -66,6 +69,7 @@ def _body(dep: dict) -> list[dict]:
         {"type": "header", "text": {"type": "plain_text", "text": _fit(_title(dep), HEADER_LIMIT)}},
         {"type": "section", "fields": [_mrkdwn(field) for field in _fields(dep)]},
     ]
+    blocks += [_section(line) for line in (_promotion(dep), _forced(dep)) if line]
     blocks += [_section(diff)] if (diff := _diff_section(dep.get("diff"))) else []
     blocks.append({"type": "context", "elements": [_mrkdwn(_footer(dep))]})
     return blocks
@@ -85,6 +89,40 @@ def _fields(dep: dict) -> list[str]:
     if dep.get("kind") == "rollback":  # rollbacks are operator-initiated, not approved
         fields = fields[:4]
     return [f"*{name}*\n{value}" for name, value in fields]
+
+
+def _promotion(dep: dict) -> str | None:
+    """"promote 1.22.0-abc123d from web-staging (SUCCEEDED 14:02 UTC, approved by …)"."""
+    source = dep.get("promoted_from")
+    if dep.get("kind") != "promote" or not isinstance(source, dict):
+        return None
+    version = dep.get("version") or dep.get("image_tag") or _short_digest(dep.get("image_digest"))
+    when = _clock(source.get("finished_at"))
+    by = _joined(source.get("approved_by") or [], 600, _who) or "policy"
+    return (f":arrow_double_up: *Promote* {_code(version)} from {_code(source.get('service'))} "
+            f"({escape_mrkdwn(source.get('state') or 'SUCCEEDED')}{' ' + when if when else ''}, "
+            f"approved by {by}): the very same image, no rebuild")
+
+
+def _forced(dep: dict) -> str | None:
+    """A rollback forced past migrations: who, why, and past which."""
+    forced = dep.get("forced")
+    if not isinstance(forced, dict):
+        return None
+    past = ", ".join(_code(str(m.get("version") or m.get("id"))[:60])
+                     + (f" ({_code(' '.join(map(str, m['command']))[:200])})"
+                        if m.get("command") else "")
+                     for m in (forced.get("migrations") or [])[:5]) or "unknown migrations"
+    return (f":warning: *Forced* past migrations since the target ({past}) by "
+            f"{_who(forced.get('by'))}: “{_fit(forced.get('reason'), 500)}”")
+
+
+def _clock(value: Any) -> str:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return moment.astimezone(timezone.utc).strftime("%H:%M UTC") if moment.tzinfo else ""
 
 
 def _footer(dep: dict) -> str:
@@ -176,6 +214,8 @@ def _approvals(dep: dict) -> list[str]:
             text += f" (via {escape_mrkdwn(approval['via'])})"
         if approval.get("comment"):
             text += f": “{_fit(approval['comment'], 300)}”"
+        if approval.get("break_glass"):
+            text += f" :rotating_light: broke glass: “{_fit(approval['break_glass'], 300)}”"
         seen[who] = text
     return list(seen.values())
 

@@ -68,7 +68,7 @@ def new_id(at: datetime) -> str:
 class Deployment:
     id: str
     service: str
-    kind: str  # "deploy" | "rollback"
+    kind: str  # "deploy" | "rollback" | "promote"
     state: State
     created_at: str
     repository: str = ""
@@ -96,6 +96,8 @@ class Deployment:
     not_before: str | None = None
     reason: str | None = None
     rollback_of: str | None = None
+    forced: dict | None = None  # a rollback forced past migrations: by, reason, at, migrations
+    promoted_from: dict | None = None  # kind "promote": the source deployment (id, service, …)
     timeline: list[dict] = dataclasses.field(default_factory=list)
     notifications: dict = dataclasses.field(default_factory=dict)
     claims: dict = dataclasses.field(default_factory=dict)  # ECS step → when a worker claimed it

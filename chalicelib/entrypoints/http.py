@@ -42,7 +42,8 @@ def json_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except Exception as exc:  # mapped in exactly one place
             status, code, message = error_status(exc)
-            return json_response({"error": code, "message": message}, status)
+            details = getattr(exc, "details", None) if isinstance(exc, SlipwayError) else None
+            return json_response({"error": code, "message": message, **(details or {})}, status)
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

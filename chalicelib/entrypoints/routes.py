@@ -87,21 +87,30 @@ def _html_error(exc: Exception, deps: Deps | None = None, dep_id: str = "") -> R
     return html_response(pages.error_page(status, message, code, view), status)
 
 
-def rollback_request(body: dict) -> tuple[str, str]:
-    """``{"to": "previous" | "<deployment id>", "reason": "..."}``: nothing implicit, nothing extra
-    (an empty or misspelt body must not roll production back)."""
-    unknown = sorted(set(body) - {"to", "reason"})
+def rollback_request(body: dict) -> tuple[str, str, bool]:
+    """``{"to": "previous" | "<deployment id>", "reason": "...", "force": false}``: nothing
+    implicit, nothing extra (an empty or misspelt body must not roll production back)."""
+    unknown = sorted(set(body) - {"to", "reason", "force"})
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(unknown)}; send "
-                         '{"to": "previous" | "<deployment id>", "reason": "..."}',
+                         '{"to": "previous" | "<deployment id>", "reason": "...", "force": false}',
                          code="bad_rollback")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise BadRequest("'force' must be true or false", code="bad_rollback")
     to, reason = body.get("to"), body.get("reason", "")
     if not isinstance(to, str) or not to:
         raise BadRequest("'to' is required: \"previous\" or a deployment id", code="bad_rollback")
     if not isinstance(reason, str) or len(reason) > 500:
         raise BadRequest("'reason' must be a string of at most 500 characters",
                          code="bad_rollback")
-    return to, reason
+    return to, reason, force
+
+
+def caller(request) -> str:
+    """The IAM caller API Gateway verified (``requestContext.identity``): its ARN, else its id."""
+    identity = (request.context or {}).get("identity") or {}
+    return f"iam:{identity.get('userArn') or identity.get('caller') or 'local'}"
 
 
 def register(app: Chalice, iam_authorizer) -> None:
@@ -145,10 +154,9 @@ def register(app: Chalice, iam_authorizer) -> None:
     def rollback(name):
         """A body is required and read as JSON whatever curl's default Content-Type says."""
         request = app.current_request
-        to, reason = rollback_request(json_body(request.raw_body))
-        identity = (request.context.get("identity") or {}).get("userArn") or "local"
+        to, reason, force = rollback_request(json_body(request.raw_body))
         deps = bootstrap.deps()
-        dep = rollbacks.rollback(deps, name, to, reason, f"iam:{identity}")
+        dep = rollbacks.rollback(deps, name, to, reason, caller(request), force=force)
         return json_response(deployment_json(dep, deps.config.service(dep.service)), 202)
 
     @app.route("/approvals/{dep_id}", methods=["GET"])

@@ -51,7 +51,7 @@ def _start(deps: Deps, dep_id: str) -> None:
         if dep.state is not State.APPROVED:
             return
         svc = deps.service(dep.service)
-        migrate = svc.migration is not None and dep.kind == "deploy"
+        migrate = svc.migration is not None and dep.kind != "rollback"  # promotions migrate
         dep.transition(State.MIGRATING if migrate else State.DEPLOYING,
                        "running the migration" if migrate else "updating the service", deps.clock())
         deps.commit(dep)
@@ -141,7 +141,7 @@ def _run_migration(deps: Deps, dep: Deployment) -> None:
 
     def apply(d: Deployment) -> tuple[str, ...]:
         d.migration = {"task_arn": task_arn, "exit_code": None, "stop_code": None, "reason": None,
-                       "started_at": iso(deps.clock())}
+                       "started_at": iso(deps.clock()), "command": list(svc.migration.command)}
         d.log(f"migration task {task_arn.rsplit('/', 1)[-1]} started: "
               f"{' '.join(svc.migration.command)}", deps.clock())
         d.changes.append("MIGRATION_STARTED")

@@ -1,13 +1,29 @@
 """Operator rollback: return a service to a known-good task definition, without a migration."""
 from __future__ import annotations
 
+from chalicelib.domain import rollback_guard
 from chalicelib.domain.model import Deployment, State, iso, new_id
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.service.deps import Deps
 
+HISTORY = 200  # how many of the service's newest deployments the migration guard reads
 
-def rollback(deps: Deps, service: str, to: str, reason: str, identity: str) -> Deployment:
-    """Create a ``rollback`` deployment to ``to`` ("previous" or a deployment id) and start it."""
+
+class MigrationsSinceTarget(Conflict):
+    """A migration ran after the rollback target: the old code may not fit the schema."""
+
+    code = "migrations_since_target"
+
+    def __init__(self, message: str, migrations: list[dict]):
+        super().__init__(message)
+        self.details = {"migrations": migrations}
+
+
+def rollback(deps: Deps, service: str, to: str, reason: str, identity: str,
+             force: bool = False) -> Deployment:
+    """Create a ``rollback`` deployment to ``to`` ("previous" or a deployment id) and start it.
+    Refused (409 ``migrations_since_target``) when a migration ran since the target, unless forced
+    with a reason; rollbacks are never frozen."""
     svc = deps.service(service)
     if not isinstance(to, str) or not to:
         raise BadRequest("'to' must be \"previous\" or a deployment id", code="bad_rollback")
@@ -16,6 +32,9 @@ def rollback(deps: Deps, service: str, to: str, reason: str, identity: str) -> D
         raise Conflict(f"{svc.name} is busy with deployment {holder}; roll back when it has "
                        "finished", code="service_locked")
     target = _target(deps, svc.name, to)
+    if force and not (reason or "").strip():
+        raise BadRequest("a forced rollback needs a 'reason'", code="bad_rollback")
+    migrations = _migrations_since(deps, svc, target, force)
     now = deps.clock()
     current = deps.ecs.describe_service(svc.cluster, svc.service).get("taskDefinition")
     dep = Deployment(
@@ -31,10 +50,36 @@ def rollback(deps: Deps, service: str, to: str, reason: str, identity: str) -> D
     )
     dep.log(f"rollback to {target.id} ({target.image_tag}) requested by {identity}"
             + (f": {reason}" if reason else ""), now)
+    if migrations or migrations is None:  # forced past them (or past not knowing)
+        dep.forced = rollback_guard.forced_record(identity, reason, migrations or [], iso(now))
+        dep.log(f"FORCED by {identity} past migrations since the target: "
+                f"{rollback_guard.describe(migrations) if migrations else 'not known'}", now)
     stored, _ = deps.ledger.create(dep, key=f"rollback#{dep.id}")
     deps.tell(stored, ["CREATED", State.APPROVED.value])
     deps.kick(stored.id)
     return stored
+
+
+def _migrations_since(deps: Deps, svc, target: Deployment, force: bool) -> list[dict] | None:
+    """The migrations run since ``target`` (None: unknown, the history does not reach back that
+    far). Unless ``force``, any of them, or not knowing, refuses the rollback."""
+    history = deps.ledger.list(service=svc.name, limit=HISTORY)
+    command = svc.migration.command if svc.migration else None
+    if all(d.id != target.id for d in history):
+        if force:
+            return None
+        raise MigrationsSinceTarget(
+            f"{target.id} is older than the {HISTORY} newest deployments of {svc.name}: Slipway "
+            "cannot tell which migrations ran since. Check the schema, then send "
+            '"force": true with a reason', [])
+    migrations = rollback_guard.migrations_since(target, history, command)
+    if migrations and not force:
+        raise MigrationsSinceTarget(
+            f"migrations ran after {target.id} ({target.image_tag}): "
+            f"{rollback_guard.describe(migrations)}. Its code may not work with the schema they "
+            'left: roll forward instead, or send "force": true with a reason to roll back anyway',
+            migrations)
+    return migrations
 
 
 def _target(deps: Deps, service: str, to: str) -> Deployment:

@@ -23,11 +23,12 @@ def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
         not_before=dep.not_before, duration_seconds=dep.duration_seconds(),
         approval_wait_seconds=dep.approval_wait_seconds(),
         rollback_of=dep.rollback_of,
+        forced=dep.forced, promoted_from=dep.promoted_from,
     )
     if svc is not None:
         out.update(
             migration_command=list(svc.migration.command) if svc.migration and
-            dep.kind == "deploy" else None,
+            dep.kind != "rollback" else None,
             approvers=list(svc.approval.approvers), quorum=svc.approval.quorum,
             github_repository=svc.notify.github_repository,
         )

@@ -100,7 +100,7 @@ def test_operator_rollback_returns_to_the_previous_version_without_migration(dev
     first, second = devstack.deploy(), devstack.deploy()
     assert (first["state"], second["state"]) == ("SUCCEEDED", "SUCCEEDED")
     status, dep = devstack.post_json("/services/better-chatbot/rollback",
-                                     {"to": "previous", "reason": "e2e"})
+                                     {"to": "previous", "reason": "e2e", "force": True})
     assert status == 202, dep
     assert dep["kind"] == "rollback" and dep["rollback_of"] == first["id"]
     done = devstack.wait_finished(dep["id"])

@@ -163,6 +163,11 @@ def test_rollback_returns_to_the_last_good_revision_without_migrating(stack, cli
     before = [n for n, _ in calls].count("RunTask")
     res = client.http.post(f"/services/{SERVICE}/rollback", headers={
         "Content-Type": "application/json"}, body='{"to": "previous", "reason": "bad release"}')
+    assert res.status_code == 409 and res.json_body["error"] == "migrations_since_target"
+    assert [m["id"] for m in res.json_body["migrations"]] == [second["id"]]
+    res = client.http.post(f"/services/{SERVICE}/rollback", headers={
+        "Content-Type": "application/json"},
+        body='{"to": "previous", "reason": "bad release", "force": true}')
     assert res.status_code == 202
     rb = res.json_body
     assert rb["kind"] == "rollback" and rb["task_definition_arn"] == first["task_definition_arn"]

@@ -38,7 +38,7 @@ def test_every_call_of_a_whole_deployment_is_allowed(stack, client, stage):  # n
     stack.deps()  # clients are built now, on the recording session
     run_to_success(stack, client, ["1111111", "1.0.0-1111111"])
     run_to_success(stack, client, ["2222222", "1.1.0-2222222"])
-    rollback.rollback(stack.deps(), "better-chatbot", "previous", "test", "iam:test")
+    rollback.rollback(stack.deps(), "better-chatbot", "previous", "test", "iam:test", force=True)
     stack.drain()
     reconcile.reconcile(stack.deps())
     assert {"ecs:RunTask", "ecs:UpdateService", "dynamodb:TransactWriteItems"} <= made

@@ -61,9 +61,10 @@ def test_previous_after_a_rollback_never_returns_to_the_bad_release(world):
     v0 = to_success(world, tags=("0000000", "0.9.0-0000000"))
     v1 = to_success(world, tags=("1111111", "1.0.0-1111111"))
     v2 = to_success(world, tags=("2222222", "1.1.0-2222222"))
-    first = finish_rollback(rollback.rollback(world, WEB, "previous", "bad", "iam:me"))
+    first = finish_rollback(rollback.rollback(world, WEB, "previous", "bad", "iam:me", force=True))
     assert first.task_definition_arn == v1.task_definition_arn
-    second = finish_rollback(rollback.rollback(world, WEB, "previous", "still bad", "iam:me"))
+    second = finish_rollback(rollback.rollback(world, WEB, "previous", "still bad", "iam:me",
+                                               force=True))
     assert second.task_definition_arn == v0.task_definition_arn != v2.task_definition_arn
 
 
