@@ -72,7 +72,10 @@ class FakeEcs:
 
     def image_info(self, repository: str, digest: str) -> tuple[list[str], str | None]:
         self.calls.append("DescribeImages")
-        return list(self.images.get((repository, digest), [])), self.pushed_at.get(digest)
+        if (repository, digest) not in self.images:  # as ECR answers a digest it does not hold
+            raise AwsError(f"DescribeImages: no image {digest} in {repository}",
+                           code="ImageNotFoundException")
+        return list(self.images[(repository, digest)]), self.pushed_at.get(digest)
 
     def check_registration(self, body: dict) -> None:
         if not isinstance(body.get("cpu", ""), str):

@@ -191,7 +191,7 @@ class SlackNotifier:
 
 def awaiting_people(dep: Deployment, svc) -> bool:
     """True while a person's decision is what this deployment waits for."""
-    return dep.state is State.PENDING_APPROVAL and dep.kind == "deploy" and svc.approval.required
+    return dep.state is State.PENDING_APPROVAL and dep.kind != "rollback" and svc.approval.required
 
 
 def merged_ref(dep: Deployment | None) -> tuple[str, str] | None:

@@ -69,7 +69,9 @@ def deps() -> Deps:
         secrets=functools.partial(load_secret, _env("SLIPWAY_SECRET_ID")),
         settings=settings(),
     )
-    d.notifier = FanOut(LogNotifier(), MetricsNotifier(), *notifiers.build(d))
+    from chalicelib.service.promote import Trigger  # SUCCEEDED here proposes promotions
+
+    d.notifier = FanOut(LogNotifier(), MetricsNotifier(), *notifiers.build(d), Trigger(d))
     return d
 
 

@@ -13,7 +13,7 @@ HERE = "./"
 
 def _migration(view: dict) -> str:
     command, ran = view.get("migration_command"), view.get("migration")
-    if view.get("kind") != "deploy":
+    if view.get("kind") == "rollback":
         return "<h2>Migration</h2><p>A rollback runs no migration.</p>"
     if not command:
         return "<h2>Migration</h2><p>This service has no migration.</p>"

@@ -133,7 +133,7 @@ def facts(view: dict) -> str:
         rows.append(("New revision", _code(revision(view["task_definition_arn"]))))
     rows.append(("State", f"{_code(state)} <span class='muted'>"
                           f"{escape(_STATES.get(str(state), ''))}</span>"))
-    if view.get("kind") == "deploy":
+    if view.get("kind") != "rollback":
         rows.append(("Migration", _code(" ".join(command)) if command else "none"))
     rows.append(("Pushed", when(view["created_at"])))
     if state == "PENDING_APPROVAL" and view.get("not_before"):

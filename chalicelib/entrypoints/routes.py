@@ -10,7 +10,7 @@ from chalicelib.entrypoints.deployment_page import deployment_error_page, deploy
 from chalicelib.entrypoints.http import (error_status, form, html_response, int_param, json_body,
                                          json_errors, json_response)
 from chalicelib.errors import BadRequest, Conflict
-from chalicelib.service import decisions, queries, rollback as rollbacks
+from chalicelib.service import decisions, promote as promotions, queries, rollback as rollbacks
 from chalicelib.service.deps import Deps
 from chalicelib.service.views import deployment_json
 
@@ -107,6 +107,16 @@ def rollback_request(body: dict) -> tuple[str, str, bool]:
     return to, reason, force
 
 
+def promote_request(body: dict) -> str:
+    """``{"deployment": "<SUCCEEDED deployment id of the source service>"}``, nothing else."""
+    unknown = sorted(set(body) - {"deployment"})
+    source = body.get("deployment")
+    if unknown or not isinstance(source, str) or not source:
+        raise BadRequest('send {"deployment": "<SUCCEEDED deployment id of the service named in '
+                         '[service.promote] from>"}', code="bad_promote")
+    return source
+
+
 def caller(request) -> str:
     """The IAM caller API Gateway verified (``requestContext.identity``): its ARN, else its id."""
     identity = (request.context or {}).get("identity") or {}
@@ -158,6 +168,16 @@ def register(app: Chalice, iam_authorizer) -> None:
         deps = bootstrap.deps()
         dep = rollbacks.rollback(deps, name, to, reason, caller(request), force=force)
         return json_response(deployment_json(dep, deps.config.service(dep.service)), 202)
+
+    @app.route("/services/{name}/promote", methods=["POST"], authorizer=iam_authorizer,
+               content_types=["application/json", "application/x-www-form-urlencoded"])
+    @json_errors
+    def promote(name):
+        """Propose a SUCCEEDED deployment of the source service's very digest to this service."""
+        source = promote_request(json_body(app.current_request.raw_body))
+        deps = bootstrap.deps()
+        dep = promotions.propose(deps, name, source)
+        return json_response(deployment_json(dep, deps.config.service(dep.service)), 201)
 
     @app.route("/approvals/{dep_id}", methods=["GET"])
     def approval_page(dep_id):

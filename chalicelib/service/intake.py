@@ -23,7 +23,9 @@ def on_image_pushed(deps: Deps, event: object) -> list[str]:
     services = deps.config.for_repository(push.repository)
     if not services:
         return [f"ignored: repository {push.repository} is not configured"]
-    return [_for_service(deps, svc, push) for svc in services]
+    # A service with [service.promote] is deployed only by promotion (and rollback), never a push.
+    return [_for_service(deps, svc, push) if svc.promote is None else
+            f"ignored: {svc.name} is deployed by promotion only" for svc in services]
 
 
 def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
@@ -111,7 +113,7 @@ def _supersede_older(deps: Deps, dep: Deployment) -> None:
     """Only the newest *pushed* image goes on. ECR events arrive unordered and late (retries), so an
     older build heard of last is superseded itself: by a newer one waiting, approved or deployed."""
     recent = [d for d in deps.ledger.list(service=dep.service, limit=20)
-              if d.id != dep.id and d.kind == "deploy"
+              if d.id != dep.id and d.kind != "rollback"
               and (d.state is State.PENDING_APPROVAL or d.busy or d.state is State.SUCCEEDED)]
     newer = [d for d in recent if push_order(d) > push_order(dep)]
     if newer:

@@ -37,7 +37,7 @@ def service_status(deps: Deps, svc: ServiceConfig) -> dict:
         running, ecs_error = None, exc.message
     good = next((d for d in recent if d.state is State.SUCCEEDED), None)
     pending = next((d for d in recent if d.state is State.PENDING_APPROVAL), None)
-    finished = [d for d in recent if d.state in FINISHED and d.kind == "deploy"]
+    finished = [d for d in recent if d.state in FINISHED and d.kind != "rollback"]
     ok = [d for d in finished if d.state is State.SUCCEEDED]
     durations = [d.duration_seconds() for d in ok if d.duration_seconds() is not None]
     return {

@@ -9,7 +9,7 @@ from datetime import datetime
 from chalicelib.domain.approval import is_expired
 from chalicelib.domain.model import Deployment, State, parse_iso
 from chalicelib.errors import SlipwayError
-from chalicelib.service import intake, pipeline, prune
+from chalicelib.service import intake, pipeline, promote, prune
 from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import DeploymentChanged, task_from_detail
 from chalicelib.service.notify import resync_pending
@@ -35,6 +35,10 @@ def reconcile(deps: Deps) -> dict[str, str]:
         if outcome:
             done[dep.id] = outcome
     done.update(_free_stale_locks(deps))
+    try:
+        done.update(promote.catch_up(deps))  # promotions a dead Lambda never proposed
+    except (SlipwayError, AwsError) as exc:
+        log.warning("promotion catch-up failed: %s", getattr(exc, "message", exc))
     done.update(resync_pending(deps))  # Slack/GitHub notifications that failed earlier
     try:
         removed = prune.resume_all(deps)

@@ -119,7 +119,7 @@ def kept_releases(deps: Deps, service: str, good: list[Deployment] | None = None
         good = deps.ledger.list(service=service, state=State.SUCCEEDED.value, limit=50)
     out: list[str] = []
     for d in good:
-        if d.kind == "deploy" and d.task_definition_arn and d.task_definition_arn not in out:
+        if d.kind != "rollback" and d.task_definition_arn and d.task_definition_arn not in out:
             out.append(d.task_definition_arn)
     return out[:max(keep, 2)]
 

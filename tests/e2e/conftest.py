@@ -50,13 +50,29 @@ def devstack(tmp_path_factory):
             shutil.copyfile(log, ARTIFACTS / "devstack-e2e.log")
 
 
-def _serve(log: Path):
+@pytest.fixture(scope="session")
+def opstack(tmp_path_factory):
+    """A second devstack for promotion and freezes: ecs/production plus better-chatbot-eu,
+    promoted from better-chatbot, frozen for an hour from two hours on (tests/ops_kit.py)."""
+    from tests.ops_kit import write_config
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    root = tmp_path_factory.mktemp("opstack")
+    log = root / "terminal.log"
+    try:
+        yield from _serve(log, "--config", str(write_config(root / "config")))
+    finally:
+        if log.exists():
+            shutil.copyfile(log, ARTIFACTS / "opstack-e2e.log")
+
+
+def _serve(log: Path, *extra: str):
     env = {k: v for k, v in os.environ.items()
            if k not in ("SLACK_API_URL", "GITHUB_API_URL", "AWS_ENDPOINT_URL")}
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "devstack", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--task-seconds", str(TASK_SECONDS), "--log-level", "INFO"],
+             "--task-seconds", str(TASK_SECONDS), "--log-level", "INFO", *extra],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         stack = Devstack(_wait_for_url(log, proc, 60), terminal=log)

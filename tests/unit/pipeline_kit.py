@@ -28,7 +28,11 @@ class Clock:
 
 @pytest.fixture
 def world():
-    cfg = config_mod.load(CONFIG_DIR / "services.toml")
+    return build_world(config_mod.load(CONFIG_DIR / "services.toml"))
+
+
+def build_world(cfg) -> Deps:
+    """Fakes for every port, each configured service present in the fake ECS."""
     ecs = FakeEcs()
     for svc in cfg.services:
         body = svc.template or {"family": svc.service, "containerDefinitions": [
