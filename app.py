@@ -9,7 +9,7 @@ from chalice import Chalice, IAMAuthorizer, Rate
 from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
-from chalicelib.entrypoints.http import contract_error
+from chalicelib.entrypoints.http import contract_error, secured
 from chalicelib.entrypoints.idempotency import once_per_event
 from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
 
@@ -21,8 +21,9 @@ slack_routes.register(app)
 
 @app.middleware("http")
 def contract_errors(event, get_response):
-    """Even Chalice's own 405/415 answers use the contract's error shape."""
-    return contract_error(get_response(event), event.path)
+    """Even Chalice's own 405/415 answers use the contract's error shape; every answer carries
+    the security headers (nosniff, HSTS): set here, in one place."""
+    return secured(contract_error(get_response(event), event.path))
 
 
 @app.on_cw_event({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],

@@ -150,10 +150,12 @@ class _DropMetricLines(io.TextIOBase):
 
 
 def _banner(stack) -> None:
-    url, aws = stack.url, stack.aws.endpoint_url
+    url, aws, keys = stack.url, stack.aws.endpoint_url, stack.api_keys
     print(f"Slipway devstack: {url}", flush=True)
     print(f"""  health           {url}/health
   deployments      {url}/deployments      services  {url}/services
+                   (IAM, as on AWS: sign with the devstack's keys, e.g.
+                   curl --aws-sigv4 aws:amz:us-east-1:execute-api --user {keys.access_key_id}:{keys.secret_access_key} {url}/services)
   devstack         {url}/_devstack        (its own control endpoints: push, ECS behaviour, events)
   embedded AWS     {aws}   region us-east-1, e.g.
                    aws --endpoint-url {aws} ecs describe-services --cluster production-cluster --services better-chatbot

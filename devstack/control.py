@@ -1,7 +1,8 @@
 """The devstack's own endpoints under ``/_devstack``: steer and inspect the stack (never the app).
 
     GET  /_devstack                    this list
-    GET  /_devstack/aws                {"endpoint_url", "region", "secret_id"}
+    GET  /_devstack/aws                {"endpoint_url", "region", "secret_id", "access_key_id",
+                                       "secret_access_key"}: those keys sign the IAM routes
     POST /_devstack/push               {"repository", "tags": [...]} → {"digest", "events"}
     POST /_devstack/events             any EventBridge event (or a list) → {"handlers", "results"};
                                        source, detail-type and detail are enough (EventBridge's
@@ -57,7 +58,9 @@ def register_control(server: "DevstackServer", stack: "Stack") -> None:
 
     def aws_info(_: bytes):
         return 200, {"endpoint_url": stack.aws.endpoint_url, "region": aws_mod.REGION,
-                     "secret_id": stack.provisioned.secret_id}
+                     "secret_id": stack.provisioned.secret_id,
+                     "access_key_id": stack.api_keys.access_key_id,
+                     "secret_access_key": stack.api_keys.secret_access_key}
 
     def push(body: bytes):
         data = _json(body)

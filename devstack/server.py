@@ -4,6 +4,10 @@ The app's REST API goes through Chalice's own local API Gateway (``chalice.local
 so routes, content types and error handling behave as they do behind API Gateway. Chalice keeps
 ``app.current_request`` on the app object, so requests into the app are serialised with a lock
 (a Lambda container also handles one request at a time).
+
+Routes the app protects with ``IAMAuthorizer`` are checked first, as API Gateway's ``AWS_IAM``
+does (``devstack.sigv4``): an unsigned or badly signed request gets API Gateway's 403 and never
+reaches the app.
 """
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from chalice.config import Config
-from chalice.local import LocalGateway, LocalGatewayException
+from chalice.app import IAMAuthorizer
+from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
+
+from devstack import sigv4
 
 from devstack.faults import SimulatedCrash
 
@@ -35,6 +42,9 @@ class DevstackServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.control: dict[tuple[str, str], Callable[[bytes], Reply]] = {}
         self.gateway: LocalGateway | None = None
+        self.keys: sigv4.Keys | None = None  # who may call IAM routes (None: nobody)
+        self._iam: set[tuple[str, str]] = set()  # (method, route) behind AWS_IAM
+        self._routes: RouteMatcher | None = None
         self._app_lock = threading.Lock()
         self._invocation: Callable[[], Any] = contextlib.nullcontext
         self._thread: threading.Thread | None = None
@@ -50,6 +60,26 @@ class DevstackServer(ThreadingHTTPServer):
         self._invocation = invocation
         config = Config.create(app_name=app.app_name, lambda_timeout=60, lambda_memory_size=256)
         self.gateway = LocalGateway(app, config)
+        self._routes = RouteMatcher(list(app.routes))
+        self._iam = {(method, path) for path, methods in app.routes.items()
+                     for method, entry in methods.items()
+                     if isinstance(entry.authorizer, IAMAuthorizer)}
+
+    def refused(self, method: str, target: str, headers: dict, body: bytes | None
+                ) -> tuple[int, dict] | None:
+        """API Gateway's 403 for a request to an IAM route that ``keys`` did not sign."""
+        if self._routes is None:
+            return None
+        try:
+            route = self._routes.match_route(target).route
+        except ValueError:
+            return None  # no such route: the gateway answers that itself
+        if (method, route) not in self._iam:
+            return None
+        if self.keys is None:
+            return 403, {"message": sigv4.MISSING}
+        host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+        return sigv4.verify(self.keys, method, f"http://{host}{target}", headers, body)
 
     def route(self, method: str, path: str, fn: Callable[[bytes], Reply]) -> None:
         self.control[(method, path)] = fn
@@ -71,7 +101,7 @@ class DevstackServer(ThreadingHTTPServer):
             return {"statusCode": 503, "headers": {"Content-Type": "application/json"},
                     "body": json.dumps({"error": "starting", "message": "not ready yet"})}
         with self._app_lock, warnings.catch_warnings():
-            # IAMAuthorizer routes are let through locally (Chalice warns about it every time).
+            # IAM routes were checked (refused) before; Chalice warns that it lets them through.
             warnings.simplefilter("ignore")
             try:
                 with self._invocation():
@@ -120,6 +150,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _app(self, body: bytes) -> None:
         headers = {k: v for k, v in self.headers.items()}
+        refused = self.server.refused(self.command, self.path, headers, body)
+        if refused is not None:
+            status, reply = refused
+            self._send(status, {"Content-Type": "application/json",
+                                "x-amzn-ErrorType": "ForbiddenException"},
+                       json.dumps(reply).encode())
+            return
         response = self.server.call_app(self.command, self.path, headers, body or None)
         out = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devstack import aws as aws_mod
+from devstack import aws as aws_mod, sigv4
 from devstack.control import register_control
 from devstack.ecs_emulator import EcsEmulator, EcsSettings
 from devstack.events import EventBus, QueueWorker, Reconciler
@@ -43,6 +43,9 @@ class Stack:
         self.aws = aws_mod.EmbeddedAws(host)
         self.faults = Faults()  # POST /_devstack/faults: the app's AWS calls only
         self._unhook: Any = None
+        # The one caller the IAM routes accept (GET /_devstack/aws hands these out).
+        self.api_keys = sigv4.Keys(f"AKIA{secrets.token_hex(8).upper()}",
+                                   secrets.token_urlsafe(30), aws_mod.REGION)
         self.server: DevstackServer | None = None
         self.emulator: EcsEmulator | None = None
         self.bus: EventBus | None = None
@@ -83,11 +86,15 @@ class Stack:
             settings=self.ecs_settings)
         self._up(self.emulator.install())
         self.server = DevstackServer(self.host, self.port)
+        self.server.keys = self.api_keys
         secret = aws_mod.fresh_secret(self.slack.token, self.github.token)
         self.provisioned = aws_mod.provision(self.aws, self.config_file, secret, self.history)
-        self._set_env(aws_mod.app_environment(
+        self._set_env({**aws_mod.app_environment(
             self.aws.endpoint_url, self.config_file, self.server.url, self.provisioned.queue_url,
-            self.slack.url, self.github.url, self.stale_seconds))
+            self.slack.url, self.github.url, self.stale_seconds),
+            # The response_urls the Slack stand-in hands out (the app answers only Slack's own).
+            "SLACK_RESPONSE_URLS": f"{self.slack.response_url},"
+                                   f"{self.server.url}/_devstack/slack/response"})
         self.emulator.settle()
         app_module = self._import_app()
         region, account = aws_mod.REGION, aws_mod.ACCOUNT

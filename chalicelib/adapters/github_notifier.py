@@ -104,10 +104,11 @@ class GitHubNotifier:
     def _status(self, dep: Deployment, svc, gh_id: int | None) -> None:
         if gh_id is None:
             return  # creation is still on its way (or failed and is pending)
-        base = self._deps.settings.public_url.rstrip("/")
+        from chalicelib.service.decisions import view_url
+
         self._client().create_status(
             svc.notify.github_repository, gh_id, STATUS[dep.state], describe(dep),
-            log_url=f"{base}/deployments/{dep.id}")
+            log_url=view_url(self._deps, dep.id))  # the read-only page, with its view token
 
     def _stored_id(self, dep: Deployment, svc) -> int | None:
         """The GitHub id as the ledger has it (the caller's copy may predate its creation)."""

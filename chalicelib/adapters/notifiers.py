@@ -37,11 +37,13 @@ def build(deps: Deps) -> list:
 
 
 def slack_client(deps: Deps):
-    """A Slack client with the bot token from the secret and ``SLACK_API_URL`` (read when called)."""
+    """A Slack client with the bot token from the secret, ``SLACK_API_URL`` and the extra
+    response_url prefixes of ``SLACK_RESPONSE_URLS`` (comma-separated; read when called)."""
     from chalicelib.adapters.slack import DEFAULT_API_URL, SlackClient
 
     url = os.environ.get("SLACK_API_URL") or DEFAULT_API_URL
-    return SlackClient(_secret(deps, "slack_bot_token"), base_url=url)
+    extra = [u.strip() for u in os.environ.get("SLACK_RESPONSE_URLS", "").split(",") if u.strip()]
+    return SlackClient(_secret(deps, "slack_bot_token"), base_url=url, response_urls=extra)
 
 
 def _secret(deps: Deps, name: str) -> str:

@@ -4,11 +4,16 @@ Every failure (Slack's ``ok: false``, an HTTP error, a refused connection, a
 timeout) becomes one ``NotificationError``. Calls time out quickly and are not
 retried here: a Slack outage must never hang a Lambda, and the reconciler
 re-syncs messages later. The bot token is never logged nor put in an error.
+
+``respond`` POSTs only to ``https://`` URLs on Slack's own hosts (``RESPONSE_HOSTS``), plus the
+prefixes a stage lists in ``SLACK_RESPONSE_URLS`` (the devstack's stand-in): a ``response_url``
+comes inside a request, and a signed request is still no reason to POST anywhere it says (L4).
 """
 from __future__ import annotations
 
 from http.client import HTTPException
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
@@ -18,6 +23,8 @@ from chalicelib.adapters.errors import NotificationError
 
 DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_TIMEOUT = 3
+#: Where Slack's response_urls live (commercial and GovSlack).
+RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 # What can go wrong under slack_sdk's urllib transport: URLError, socket timeouts
 # and refused connections are OSErrors; a truncated answer is an HTTPException.
@@ -27,12 +34,14 @@ _TRANSPORT_ERRORS = (SlackClientError, OSError, HTTPException)
 class SlackClient:
     """The few Slack Web API calls Slipway makes, with errors translated."""
 
-    def __init__(self, token: str, base_url: str = DEFAULT_API_URL, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, token: str, base_url: str = DEFAULT_API_URL, timeout: float = DEFAULT_TIMEOUT,
+                 response_urls: Sequence[str] = ()):
         # slack_sdk joins method names onto base_url: without the trailing slash
         # the last path segment (".../api") would be dropped.
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._token = token
         self._timeout = timeout
+        self._response_urls = tuple(response_urls)
         self._client = WebClient(
             token=token, base_url=self._base_url, timeout=timeout, retry_handlers=[]
         )
@@ -75,8 +84,14 @@ class SlackClient:
             lambda: self._client.chat_postEphemeral(channel=channel, user=user, text=text),
         )
 
+    def may_respond(self, response_url: Any) -> bool:
+        """Would ``respond`` POST to this URL?"""
+        return response_url_allowed(response_url, self._response_urls)
+
     def respond(self, response_url: str, text: str, replace_original: bool = False) -> None:
-        """Answer an interaction through its ``response_url`` (needs no token)."""
+        """Answer an interaction through its ``response_url`` (needs no token); only Slack's."""
+        if not self.may_respond(response_url):
+            raise NotificationError("slack response_url refused: not an https URL on Slack's hosts")
         hook = WebhookClient(url=response_url, timeout=self._timeout, retry_handlers=[])
         try:
             resp = hook.send(
@@ -109,6 +124,27 @@ class SlackClient:
     def _scrub(self, message: str) -> str:
         """Belt and braces: never let the token reach a message or a log line."""
         return message.replace(self._token, "***") if self._token else message
+
+
+def response_url_allowed(url: Any, extra: Sequence[str] = ()) -> bool:
+    """Is ``url`` Slack's (``https://hooks.slack.com/…``) or under one of the ``extra`` prefixes?"""
+    if not isinstance(url, str) or len(url) > 2048:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "https" and host in RESPONSE_HOSTS and parts.port in (None, 443):
+        return True
+    for prefix in extra:
+        allowed = urlsplit(prefix)
+        if (parts.scheme, parts.netloc) == (allowed.scheme, allowed.netloc) and \
+                parts.path.startswith(allowed.path or "/"):
+            return True
+    return False
 
 
 def _blocks(blocks: Sequence[dict] | None) -> list[dict] | None:

@@ -3,7 +3,7 @@ personal approval link sent privately to each Slack approver.
 
 The channel message never carries a token that can approve: its buttons post to
 ``/slack/interactions`` (a signed request names the clicker) and "Review in browser" opens the
-read-only deployment. Personal signed links go by direct message (``chat.postMessage`` to the user
+read-only page of this one deployment (a ``?view=`` token). Personal signed links go by direct message (``chat.postMessage`` to the user
 id), one per ``slack:U…`` approver, and work even when the buttons cannot.
 
 Concurrent changes can reach Slack out of order, so after each update the message is compared with
@@ -164,9 +164,10 @@ class SlackNotifier:
     def _view(self, dep: Deployment, svc) -> dict:
         from chalicelib.service.views import deployment_json
 
+        from chalicelib.service.decisions import view_url
+
         view = deployment_json(dep, svc)
-        base = self._deps.settings.public_url.rstrip("/")
-        view["approval_url"] = f"{base}/deployments/{dep.id}"  # read-only: it cannot approve
+        view["approval_url"] = view_url(self._deps, dep.id)  # read-only: it cannot approve
         return view
 
     def _render(self, dep: Deployment, svc, first: bool) -> tuple[str, list[dict]]:

@@ -12,6 +12,7 @@ from chalicelib.adapters.ledger_dynamodb import DynamoLedger
 from chalicelib.adapters.log_notifier import FanOut, LogNotifier
 from chalicelib.adapters.metrics import MetricsNotifier
 from chalicelib.adapters.queue import SqsDispatcher
+from chalicelib.domain import links
 from chalicelib.errors import ConfigError
 from chalicelib.service.deps import Deps, Settings
 
@@ -43,6 +44,7 @@ def load_secret(secret_id: str) -> dict:
     missing = {"link_signing_key", "slack_signing_secret"} - set(value or {})
     if missing:
         raise ConfigError(f"secret {secret_id} lacks {sorted(missing)}")
+    links.check_key(str(value["link_signing_key"]).encode())  # short keys make forgeable links
     return value
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from chalicelib.entrypoints.pages import (approvals, diff, facts, href, page, revision,
+from chalicelib.entrypoints.pages import (Linker, approvals, diff, facts, href, page, revision,
                                           state_sentence, text, title_of, when)
 
 #: Where a deployment page (/deployments/{id}) finds another deployment's page.
@@ -32,21 +32,22 @@ def _migration(view: dict) -> str:
     return f"<h2>Migration</h2>{said}{table}"
 
 
-def _timeline(view: dict) -> str:
+def _timeline(view: dict, links: Linker) -> str:
     entries = "".join(
         f"<li>{when(t.get('at'), seconds=True)} <code>{escape(str(t.get('state')))}</code> "
-        f"{text(t.get('note') or '', HERE)}</li>" for t in view.get("timeline") or [])
+        f"{text(t.get('note') or '', links)}</li>" for t in view.get("timeline") or [])
     return f"<h2>Timeline</h2><ol aria-label='timeline'>{entries}</ol>"
 
 
-def deployment_page(view: dict) -> str:
-    """Everything a person needs to follow one deployment; links to the deployments it names."""
+def deployment_page(view: dict, links: Linker = HERE) -> str:
+    """Everything a person needs to follow one deployment; links to the deployments it names
+    (``links``: where their pages are, by id)."""
     title = f"{title_of(view)}: {str(view.get('state')).lower().replace('_', ' ')}"
     lines = [escape(state_sentence(view))]
     if view.get("reason"):
-        lines.append(f"Reason: {text(view['reason'], HERE)}")
+        lines.append(f"Reason: {text(view['reason'], links)}")
     if view.get("rollback_of"):
-        lines.append(f"Rolls back to deployment <a href='{href(view['rollback_of'], HERE)}'>"
+        lines.append(f"Rolls back to deployment <a href='{href(view['rollback_of'], links)}'>"
                      f"{escape(str(view['rollback_of']))}</a>.")
     if view.get("state") == "PENDING_APPROVAL":
         lines.append("This page only shows the deployment: approvers decide with the buttons in "
@@ -56,8 +57,8 @@ def deployment_page(view: dict) -> str:
     return page(title, f"<h1>{escape(title_of(view))}</h1>"
                        f"<p class='muted'>Deployment <code>{escape(view['id'])}</code>, "
                        f"{escape(str(view.get('kind')))}, pushed {when(view['created_at'])}</p>"
-                       f"{status}{facts(view)}{diff(view)}{approvals(view, HERE)}"
-                       f"{_migration(view)}{_timeline(view)}")
+                       f"{status}{facts(view)}{diff(view)}{approvals(view, links)}"
+                       f"{_migration(view)}{_timeline(view, links)}")
 
 
 def deployment_error_page(status: int, message: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timezone
 from html import escape
+from typing import Callable
 from urllib.parse import quote
 
 from chalicelib.domain.model import parse_iso
@@ -78,12 +79,19 @@ def text(value, href_prefix: str | None = None) -> str:
     prefix, each deployment id in it linked to that deployment's page."""
     out = escape(_ISO.sub(lambda m: fmt_time(m.group(0)), str(value)))
     if href_prefix is not None:
-        out = _DEP_ID.sub(lambda m: f"<a href='{escape(href_prefix)}{m.group(0)}'>{m.group(0)}</a>",
+        out = _DEP_ID.sub(lambda m: f"<a href='{href(m.group(0), href_prefix)}'>{m.group(0)}</a>",
                           out)
     return out
 
 
-def href(dep_id: str, prefix: str = FROM_APPROVAL) -> str:
+#: Where a page links another deployment: a prefix for its id, or a function of the id (the
+#: read-only pages need a ``?view=`` token of the deployment they open).
+Linker = str | Callable[[str], str]
+
+
+def href(dep_id: str, prefix: Linker = FROM_APPROVAL) -> str:
+    if callable(prefix):
+        return escape(prefix(str(dep_id)))
     return escape(prefix + quote(str(dep_id), safe=""))
 
 
@@ -173,7 +181,7 @@ def diff(view: dict) -> str:
     return f"<h2>Task definition changes</h2>{body}"
 
 
-def approvals(view: dict, href_prefix: str = FROM_APPROVAL) -> str:
+def approvals(view: dict, href_prefix: Linker = FROM_APPROVAL) -> str:
     """Who may approve, how many it takes, and every decision so far."""
     people = view.get("approvers") or []
     quorum = int(view.get("quorum") or 1)
@@ -193,14 +201,14 @@ def approvals(view: dict, href_prefix: str = FROM_APPROVAL) -> str:
     return f"<h2>Approval</h2>{table}{listed}"
 
 
-def details_link(view: dict, prefix: str = FROM_APPROVAL) -> str:
+def details_link(view: dict, prefix: Linker = FROM_APPROVAL) -> str:
     return (f"<p>Details, timeline and progress: <a href='{href(view['id'], prefix)}'>"
             f"deployment {escape(view['id'])}</a></p>")
 
 
 # -- approval pages ------------------------------------------------------------------------------
 def confirm_page(view: dict, token: str, identity: str, action_url: str, *,
-                 problem: str = "", comment: str = "") -> str:
+                 problem: str = "", comment: str = "", links: Linker = FROM_APPROVAL) -> str:
     """What will ship, and a form whose buttons POST the decision (GET itself changes nothing).
     ``problem``: the form came back incomplete; say so above it, keeping the comment."""
     title = "The form was incomplete" if problem else f"Deploy {title_of(view)}"
@@ -218,21 +226,23 @@ def confirm_page(view: dict, token: str, identity: str, action_url: str, *,
     )
     heading = f"<h1>{escape(title)}</h1>{alert}" + (f"<h2>Deploy {escape(title_of(view))}</h2>"
                                                      if problem else "")
-    return page(title, f"{heading}{details_link(view)}{facts(view)}{diff(view)}"
-                       f"{approvals(view)}{form}")
+    return page(title, f"{heading}{details_link(view, links)}{facts(view)}{diff(view)}"
+                       f"{approvals(view, links)}{form}")
 
 
-def result_page(title: str, message: str, view: dict | None = None, status: str = "status") -> str:
+def result_page(title: str, message: str, view: dict | None = None, status: str = "status",
+                links: Linker = FROM_APPROVAL) -> str:
     """After a decision, or when there is nothing (left) to decide: what happened, where to look."""
     body = f"<h1>{escape(title)}</h1><p class='note' role='{status}'>{text(message)}</p>"
     if view:
-        reason = (f"<p>Reason: {text(view['reason'], FROM_APPROVAL)}</p>"
+        reason = (f"<p>Reason: {text(view['reason'], links)}</p>"
                   if view.get("reason") else "")
-        body += f"{reason}{details_link(view)}{facts(view)}{approvals(view)}"
+        body += f"{reason}{details_link(view, links)}{facts(view)}{approvals(view, links)}"
     return page(title, body)
 
 
-def settled_page(view: dict, *, used: bool = False, expired_at: str | None = None) -> str:
+def settled_page(view: dict, *, used: bool = False, expired_at: str | None = None,
+                 links: Linker = FROM_APPROVAL) -> str:
     """A link that can decide nothing: the same words on GET and POST, and the deployment's
     state."""
     state = state_sentence(view)
@@ -244,7 +254,7 @@ def settled_page(view: dict, *, used: bool = False, expired_at: str | None = Non
                                            f"expired at {expired_at}."
     else:
         title, said = "Nothing to decide", f"Nothing was changed: {state[0].lower()}{state[1:]}"
-    return result_page(title, said, view)
+    return result_page(title, said, view, links=links)
 
 
 ERROR_TITLES = {"bad_decision": "The form was incomplete", "bad_token": "This link is not valid",
@@ -255,8 +265,9 @@ STATUS_TITLES = {400: "The request could not be read", 401: "This link cannot be
                  409: "Nothing was changed"}
 
 
-def error_page(status: int, message: str, code: str = "", view: dict | None = None) -> str:
+def error_page(status: int, message: str, code: str = "", view: dict | None = None,
+               links: Linker = FROM_APPROVAL) -> str:
     title = ERROR_TITLES.get(code) or STATUS_TITLES.get(status, "Something went wrong")
-    more = details_link(view) if view else ""
+    more = details_link(view, links) if view else ""
     return page(title, f"<h1>{escape(title)}</h1><p class='note alert' role='alert'>"
                        f"{text(message)}</p>{more}")

@@ -1,5 +1,15 @@
-"""The REST API (DESIGN.md 'REST API'). Routes parse input, call the service layer, shape output."""
+"""The REST API (DESIGN.md 'REST API'). Routes parse input, call the service layer, shape output.
+
+Who gets in: the JSON API (deployments, services, rollback) is IAM, checked by API Gateway
+(SigV4) before the Lambda runs; ``/health`` is open; the approval pages take an approver's signed
+link; a deployment's read-only page (``/deployments/{id}/page?view=T``) takes a view token bound
+to that deployment, which Slack's "Review in browser" button and GitHub's status link carry. API
+Gateway allows one authorizer per route, so the page a browser opens without AWS credentials has a
+path of its own; ``/deployments/{id}`` itself is IAM (JSON, or HTML for a signed client that asks).
+"""
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from chalice import Chalice, Response
 
@@ -9,7 +19,7 @@ from chalicelib.entrypoints import bootstrap, pages
 from chalicelib.entrypoints.deployment_page import deployment_error_page, deployment_page
 from chalicelib.entrypoints.http import (error_status, form, html_response, int_param, json_body,
                                          json_errors, json_response)
-from chalicelib.errors import BadRequest, Conflict
+from chalicelib.errors import BadRequest, Conflict, Forbidden
 from chalicelib.service import decisions, promote as promotions, queries, rollback as rollbacks
 from chalicelib.service.deps import Deps
 from chalicelib.service.views import deployment_json
@@ -53,9 +63,24 @@ def _deployment_as_json(dep_id: str) -> Response:
     return json_response(queries.get_deployment(bootstrap.deps(), dep_id))
 
 
-def _deployment_as_html(dep_id: str) -> Response:
+def _page_links(deps: Deps, prefix: str):
+    """Links to other deployments' read-only pages, each with its own view token."""
+    return lambda other: (f"{prefix}{quote(other, safe='')}/page"
+                          f"?view={decisions.view_token(deps, other)}")
+
+
+def _deployment_as_html(dep_id: str, token: str | None = None) -> Response:
+    """The read-only page; with ``token``, only if it is a genuine view token of ``dep_id``."""
     try:
-        return html_response(deployment_page(queries.get_deployment(bootstrap.deps(), dep_id)))
+        deps = bootstrap.deps()
+        if token is not None:
+            if not token:
+                raise Forbidden("this page opens from the link in Slack or GitHub (it carries a "
+                                "read-only token); API clients sign GET /deployments/{id}",
+                                code="no_view_token")
+            decisions.verify_view(deps, dep_id, token)
+        links = _page_links(deps, "../" if token is not None else "./")
+        return html_response(deployment_page(queries.get_deployment(deps, dep_id), links))
     except Exception as exc:
         status, _, message = error_status(exc)
         return html_response(deployment_error_page(status, message), status)
@@ -66,12 +91,14 @@ def _undecidable(deps: Deps, dep_id: str, claims) -> tuple[dict, Response | None
     POST): link already used, deployment no longer pending, or its request expired."""
     dep = deps.load(dep_id)
     view = deployment_json(dep, deps.config.service(dep.service))
+    links = _page_links(deps, pages.FROM_APPROVAL)
     if claims.nonce in dep.used_tokens:
-        return view, html_response(pages.settled_page(view, used=True), 409)
+        return view, html_response(pages.settled_page(view, used=True, links=links), 409)
     if dep.state is not State.PENDING_APPROVAL:
-        return view, html_response(pages.settled_page(view), 409)
+        return view, html_response(pages.settled_page(view, links=links), 409)
     if approval.is_expired(dep, deps.clock()):
-        return view, html_response(pages.settled_page(view, expired_at=dep.expires_at), 409)
+        return view, html_response(pages.settled_page(view, expired_at=dep.expires_at,
+                                                      links=links), 409)
     return view, None
 
 
@@ -84,7 +111,8 @@ def _html_error(exc: Exception, deps: Deps | None = None, dep_id: str = "") -> R
             view = queries.get_deployment(deps, dep_id)
         except Exception:  # the page still says what went wrong
             view = None
-    return html_response(pages.error_page(status, message, code, view), status)
+    links = _page_links(deps, pages.FROM_APPROVAL) if view is not None else pages.FROM_APPROVAL
+    return html_response(pages.error_page(status, message, code, view, links), status)
 
 
 def rollback_request(body: dict) -> tuple[str, str, bool]:
@@ -128,7 +156,7 @@ def register(app: Chalice, iam_authorizer) -> None:
     def health():
         return {"ok": True}
 
-    @app.route("/deployments")
+    @app.route("/deployments", authorizer=iam_authorizer)
     @json_errors
     def list_deployments():
         params = app.current_request.query_params or {}
@@ -138,21 +166,27 @@ def register(app: Chalice, iam_authorizer) -> None:
                                          state.upper() if state else state, limit)
         return json_response({"deployments": found})
 
-    @app.route("/deployments/{dep_id}")
+    @app.route("/deployments/{dep_id}", authorizer=iam_authorizer)
     def get_deployment(dep_id):
-        """JSON for API clients; a read-only page for browsers (Slack's "Review in browser")."""
+        """JSON for API clients; the read-only page for a signed client that prefers HTML."""
         if prefers_html(app.current_request.headers.get("accept")):
             return _vary(_deployment_as_html(dep_id))
         return _vary(_deployment_as_json(dep_id))
 
-    @app.route("/services")
+    @app.route("/deployments/{dep_id}/page")
+    def deployment_page_by_link(dep_id):
+        """The read-only page for whoever holds the deployment's view link (Slack, GitHub)."""
+        token = (app.current_request.query_params or {}).get("view", "")
+        return _deployment_as_html(dep_id, token)
+
+    @app.route("/services", authorizer=iam_authorizer)
     @json_errors
     def list_services():
         deps = bootstrap.deps()
         return json_response({"services": [queries.service_status(deps, s)
                                            for s in deps.config.services]})
 
-    @app.route("/services/{name}")
+    @app.route("/services/{name}", authorizer=iam_authorizer)
     @json_errors
     def get_service(name):
         deps = bootstrap.deps()
@@ -188,8 +222,9 @@ def register(app: Chalice, iam_authorizer) -> None:
             claims = decisions.verify_link(deps, dep_id, token)
             view, settled = _undecidable(deps, dep_id, claims)
             # A relative action posts back to /approvals/{id} behind any API stage prefix.
-            return settled or html_response(pages.confirm_page(view, token, claims.identity,
-                                                               dep_id))
+            return settled or html_response(pages.confirm_page(
+                view, token, claims.identity, dep_id,
+                links=_page_links(deps, pages.FROM_APPROVAL)))
         except Exception as exc:
             return _html_error(exc)
 
@@ -207,14 +242,16 @@ def register(app: Chalice, iam_authorizer) -> None:
                 view, settled = _undecidable(deps, dep_id, claims)
                 return settled or html_response(pages.confirm_page(
                     view, token, claims.identity, dep_id, comment=comment,
-                    problem="Choose Approve or Reject; nothing was changed."), 400)
+                    problem="Choose Approve or Reject; nothing was changed.",
+                    links=_page_links(deps, pages.FROM_APPROVAL)), 400)
             outcome = decisions.decide(
                 deps, dep_id, identity=claims.identity, via="link", decision=decision,
                 comment=comment, link_nonce=claims.nonce)
             view = deployment_json(outcome.deployment,
                                    deps.config.service(outcome.deployment.service))
-            return html_response(pages.result_page(outcome.message.split(".")[0],
-                                                   outcome.message, view))
+            return html_response(pages.result_page(
+                outcome.message.split(".")[0], outcome.message, view,
+                links=_page_links(deps, pages.FROM_APPROVAL)))
         except Conflict as exc:  # used link or settled deployment: the words GET would show
             if claims is not None and (exc.code == "link_used" or
                                        exc.code.startswith("deployment_")):

@@ -129,7 +129,7 @@ def tell_user(deps: Deps, payload: dict, user: str, text: str) -> None:
         client = slack_client(deps)
         url = payload.get("response_url")
         channel = (payload.get("channel") or {}).get("id")
-        if isinstance(url, str) and url.startswith(("https://", "http://")):
+        if client.may_respond(url):  # Slack's own hosts only (L4)
             client.respond(url, text)
         elif channel:
             client.post_ephemeral(channel, user, text)

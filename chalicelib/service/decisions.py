@@ -61,9 +61,13 @@ def _author_unknown_yet(dep: Deployment, svc) -> bool:
             and (dep.notifications.get("pending") or {}).get("github") == NOT_SENT)
 
 
+def _key(deps: Deps) -> bytes:
+    return links.check_key(str(deps.secrets().get("link_signing_key") or "").encode())
+
+
 def link_for(deps: Deps, dep: Deployment, identity: str) -> str:
     """A signed, single-use approval link for one approver, valid until the request expires."""
-    key = deps.secrets()["link_signing_key"].encode()
+    key = _key(deps)
     expires = approval.parse_iso(dep.expires_at).timestamp() if dep.expires_at else \
         deps.clock().timestamp() + 86_400
     token = links.sign(key, dep.id, identity, int(expires))
@@ -71,5 +75,21 @@ def link_for(deps: Deps, dep: Deployment, identity: str) -> str:
 
 
 def verify_link(deps: Deps, dep_id: str, token: str) -> links.LinkClaims:
-    key = deps.secrets()["link_signing_key"].encode()
-    return links.verify(key, token, dep_id, deps.clock().timestamp())
+    return links.verify(_key(deps), token, dep_id, deps.clock().timestamp())
+
+
+def view_token(deps: Deps, dep_id: str) -> str:
+    """A read-only token for the page of one deployment (``?view=``), valid for 30 days."""
+    expires = deps.clock().timestamp() + links.VIEW_SECONDS
+    return links.sign(_key(deps), dep_id, "", int(expires), scope=links.SCOPE_VIEW)
+
+
+def view_url(deps: Deps, dep_id: str) -> str:
+    """The address of a deployment's read-only page that anyone holding it may open."""
+    return (f"{deps.settings.public_url.rstrip('/')}/deployments/{dep_id}/page"
+            f"?view={view_token(deps, dep_id)}")
+
+
+def verify_view(deps: Deps, dep_id: str, token: str) -> links.LinkClaims:
+    return links.verify(_key(deps), token, dep_id, deps.clock().timestamp(),
+                        scope=links.SCOPE_VIEW)

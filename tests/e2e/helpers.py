@@ -135,15 +135,22 @@ class Devstack:
 
     def approval_link(self, dep_id: str, timeout: float = 10) -> str:
         """The signed link Slack delivered to an approver for this deployment."""
-        pattern = re.compile(r"https?://[^\s\"'<>|]+/approvals/" + re.escape(dep_id)
-                             + r"\?token=[A-Za-z0-9._~%-]+")
+        return self.slack_link(r"/approvals/" + re.escape(dep_id) + r"\?token=", timeout)
+
+    def review_link(self, dep_id: str, timeout: float = 10) -> str:
+        """The read-only "Review in browser" link of this deployment's Slack message."""
+        return self.slack_link(r"/deployments/" + re.escape(dep_id) + r"/page\?view=", timeout)
+
+    def slack_link(self, path_pattern: str, timeout: float = 10) -> str:
+        """The first link whose path and query start as ``path_pattern`` in what Slack got."""
+        pattern = re.compile(r"https?://[^\s\"'<>|]+" + path_pattern + r"[A-Za-z0-9._~%-]+")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = pattern.findall(json.dumps(self.get_json("/_devstack/slack/messages")))
             if found:
                 return found[0]
             time.sleep(0.2)
-        raise AssertionError(f"no approval link for {dep_id} reached the Slack stand-in")
+        raise AssertionError(f"no link like {path_pattern} reached the Slack stand-in")
 
     # -- the app's API ----------------------------------------------------------------------------
     def deployment_of(self, service: str, digest: str, timeout: float = 10) -> dict:

@@ -145,6 +145,7 @@ def stack(moto_server, monkeypatch):
             GitHubStandIn(token=secret["github_token"]) as github:
         monkeypatch.setenv("SLACK_API_URL", slack.url)
         monkeypatch.setenv("GITHUB_API_URL", github.url)
+        monkeypatch.setenv("SLACK_RESPONSE_URLS", slack.response_url)
         bootstrap.reset()
         s = Stack(moto_server, CONFIG_DIR, secret, queue_url, Clock(), services, slack, github)
         s.deps()

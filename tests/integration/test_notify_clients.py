@@ -33,7 +33,7 @@ def github_server():
 
 @pytest.fixture
 def slack(slack_server):
-    return SlackClient(SLACK_TOKEN, base_url=slack_server.url)
+    return SlackClient(SLACK_TOKEN, base_url=slack_server.url, response_urls=[slack_server.response_url])
 
 
 @pytest.fixture

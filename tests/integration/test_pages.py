@@ -43,6 +43,14 @@ def _link(stack, dep_id: str, identity: str = "slack:U0APPROVER1") -> str:
     return link_token(url)[1]
 
 
+def _links_page(stack, html: str, prefix: str, dep_id: str, text: str | None = None) -> bool:
+    """Does ``html`` link the read-only page of ``dep_id`` with a genuine view token of it?"""
+    pattern = (re.escape(f"<a href='{prefix}{dep_id}/page?view=") + r"([A-Za-z0-9_.-]+)'>"
+               + re.escape(text if text is not None else ""))
+    found = re.findall(pattern, html)
+    return bool(found) and all(decisions.verify_view(stack.deps(), dep_id, t) for t in found)
+
+
 def _post(client, dep_id: str, **fields):
     return client.http.post(f"/approvals/{dep_id}", headers=FORM, body=urlencode(fields))
 
@@ -124,7 +132,7 @@ def test_the_approval_page_shows_old_to_new_what_runs_now_and_who_decides(stack,
     assert re.search(rf"Runs now</th><td><code>{re.escape(runs_now)}</code>", html)
     assert "<code>slack:U0APPROVER1</code>, <code>github:octocat</code>" in html
     assert "0 of 1 approval" in html and "Needed</th><td>1 approval<" in html
-    assert f"href='../deployments/{dep['id']}'" in html
+    assert _links_page(stack, html, "../deployments/", dep["id"])
     assert get(client, dep["id"])["state"] == "PENDING_APPROVAL"
 
 
@@ -146,7 +154,7 @@ def test_a_superseded_deployment_names_the_newer_one(stack, client):
     second = push(stack, client, NEWER)
     assert get(client, first["id"])["state"] == "SUPERSEDED"
     html = client.http.get(f"/deployments/{first['id']}", headers=BROWSER).body.decode()
-    assert f"<a href='./{second['id']}'>{second['id']}</a> (1.23.0-def456a)" in html
+    assert _links_page(stack, html, "./", second["id"], f"{second['id']}</a> (1.23.0-def456a)")
     token = _link(stack, first["id"])
     shown = client.http.get(f"/approvals/{first['id']}?token={token}")
     posted = _post(client, first["id"], token=token, decision="approve")
@@ -154,7 +162,7 @@ def test_a_superseded_deployment_names_the_newer_one(stack, client):
     for res in (shown, posted):
         page = res.body.decode()
         assert _title(page) == "Nothing to decide" and "(SUPERSEDED)" in _note(page)
-        assert f"<a href='../deployments/{second['id']}'>{second['id']}</a>" in page
+        assert _links_page(stack, page, "../deployments/", second["id"], f"{second['id']}</a>")
     assert _note(shown.body.decode()) == _note(posted.body.decode())
 
 
@@ -165,7 +173,7 @@ def test_a_used_link_says_the_same_on_get_and_post(stack, client):
     token = _link(stack, dep["id"])
     decided = _post(client, dep["id"], token=token, decision="approve")
     assert decided.status_code == 200
-    assert f"<a href='../deployments/{dep['id']}'>" in decided.body.decode()
+    assert _links_page(stack, decided.body.decode(), "../deployments/", dep["id"])
     shown = client.http.get(f"/approvals/{dep['id']}?token={token}")
     again = _post(client, dep["id"], token=token, decision="reject")
     assert shown.status_code == again.status_code == 409
@@ -235,7 +243,7 @@ def test_refusals_say_why_and_link_the_deployment(stack, client):
                 decision="approve")
     html = res.body.decode()
     assert res.status_code == 403 and _title(html) == "You may not decide this deployment"
-    assert f"href='../deployments/{dep['id']}'" in html
+    assert _links_page(stack, html, "../deployments/", dep["id"])
     token = _link(stack, dep["id"])
     stack.clock.advance(hours=25)
     res = client.http.get(f"/approvals/{dep['id']}?token={token}")

@@ -42,7 +42,9 @@ def test_a_push_posts_the_request_dms_each_slack_approver_and_records_ids(env, s
     assert "token=" not in rendered(message)  # the channel message cannot approve anything
     review = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
               if e["action_id"] == "slipway_review"]
-    assert review[0]["url"] == f"{PUBLIC_URL}/deployments/{dep.id}"
+    assert review[0]["url"].startswith(f"{PUBLIC_URL}/deployments/{dep.id}/page?view=")
+    view = review[0]["url"].split("?view=")[1]  # a read-only token for this deployment alone
+    assert decisions.verify_view(deps, dep.id, view).scope == "view"
     private = dms(slack_server)
     assert set(private) == {"U0ALICE", "U0BOB"}
     links = [e["url"] for b in private["U0ALICE"]["blocks"] if b["type"] == "actions"
@@ -133,7 +135,8 @@ def test_success_posts_statuses_in_order_and_threads_the_details(env, slack_serv
     [deployment] = github_server.deployments()
     assert [s["state"] for s in deployment["statuses"]] == [
         "queued", "in_progress", "in_progress", "in_progress", "success"]
-    assert {s["log_url"] for s in deployment["statuses"]} == {f"{PUBLIC_URL}/deployments/{dep.id}"}
+    assert {s["log_url"].split("?view=")[0] for s in deployment["statuses"]} == {
+        f"{PUBLIC_URL}/deployments/{dep.id}/page"}
     assert deployment["ref"] == "abc123d" and deployment["environment"] == "production"
     assert deployment["production_environment"] is True
     assert deployment["payload"] == {"slipway_id": dep.id, "digest": dep.image_digest,

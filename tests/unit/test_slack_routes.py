@@ -20,6 +20,7 @@ def setup(tmp_path, monkeypatch):
     with SlackStandIn(token="xoxb-t") as slack, GitHubStandIn(token="ghp_t") as github:
         monkeypatch.setenv("SLACK_API_URL", slack.url)
         monkeypatch.setenv("GITHUB_API_URL", github.url)
+        monkeypatch.setenv("SLACK_RESPONSE_URLS", slack.response_url)
         deps = world(write_config(tmp_path), slack, github)
         now = [float(SIGNED_AT)]
         app = Chalice(app_name="slack-routes-test")
@@ -67,3 +68,38 @@ def test_no_signing_secret_refuses_everything():
     """Without a configured signing secret nothing can be verified, so nothing is accepted."""
     assert slack_routes.verified(None, b"x", {"x-slack-request-timestamp": "1",
                                               "x-slack-signature": "v0=1"}, lambda: 1.0) is False
+
+
+def test_a_response_url_off_slacks_hosts_is_never_posted_to(setup):
+    """L4: a signed payload whose response_url points elsewhere gets its answer through
+    chat.postEphemeral; the foreign URL receives nothing."""
+    client, deps, slack, _ = setup
+    dep = push(deps)
+    with SlackStandIn(token="xoxb-elsewhere") as elsewhere:
+        body = interaction(dep.id, "U0STRANGER", response_url=elsewhere.response_url)
+        headers = signed(deps.secrets()["slack_signing_secret"], body, SIGNED_AT)
+        assert client.http.post("/slack/interactions", headers=headers,
+                                body=body).status_code == 200
+        assert elsewhere.responses() == []
+    [note] = slack.ephemerals()
+    assert note["user"] == "U0STRANGER" and "not an approver" in note["text"]
+
+
+@pytest.mark.parametrize("url,allowed", [
+    ("https://hooks.slack.com/actions/T0/1/abc", True),
+    ("https://hooks.slack-gov.com/actions/T0/1/abc", True),
+    ("https://hooks.slack.com:443/actions/T0/1/abc", True),
+    ("http://hooks.slack.com/actions/T0/1/abc", False),  # not https
+    ("https://hooks.slack.com.evil.example/actions", False),
+    ("https://hooks.slack.com@evil.example/actions", False),  # userinfo: the host is evil
+    ("https://evil.example/?hooks.slack.com", False),
+    ("https://hooks.slack.com:8443/actions", False),
+    ("https://slack.com/api/chat.postMessage", False),
+    ("javascript:alert(1)", False), ("", False), (None, False), (["x"], False),
+    ("http://127.0.0.1:9/response/x", True),  # the stand-in prefix listed below
+    ("http://127.0.0.1:9/other", False), ("http://127.0.0.1:10/response", False),
+])
+def test_only_slacks_own_https_hosts_and_listed_prefixes_are_response_urls(url, allowed):
+    from chalicelib.adapters.slack import response_url_allowed
+
+    assert response_url_allowed(url, ["http://127.0.0.1:9/response"]) is allowed
