@@ -17,10 +17,11 @@ CONFIG_DIR ?= ecs/production
 
 venv: $(STAMP)
 
-# Create the venv on first use; reinstall whenever a requirements file changes.
-$(STAMP): requirements.txt requirements-dev.txt requirements-lint.txt
+# Create the venv on first use; reinstall whenever a requirements file changes. The project itself
+# is installed editable, which puts the operator CLI `slipway` (pyproject.toml) in $(VENV)/bin.
+$(STAMP): requirements.txt requirements-dev.txt requirements-lint.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt -e .
 	touch $@
 
 test: venv
