@@ -1,195 +1,159 @@
-"""AWS API calls for one deployment, push → SUCCEEDED, excluding pruning. Budget: ≤ 12 whatever
-the rollout takes (DESIGN.md "Budgets"); a polling tool makes one call per second of rollout.
+"""AWS API calls for one deployment, Slipway next to fabfuel's ``ecs-deploy``, counted at the server.
 
-The budget counts the control-plane calls: ECS, ECR and Secrets Manager, the APIs that are
-rate-limited per account and that a poller would hammer. DynamoDB (Slipway's own ledger and the
-idempotency store, on-demand tables) and SQS (the work queue) are reported separately.
+Budgets (DESIGN.md "Budgets"): push → SUCCEEDED, excluding pruning, ECS/ECR/Secrets Manager ≤ 12
+and all services ≤ 30, whatever the rollout takes; the peer's number is the one measured here.
 
-How: on a loopback moto account (bench/loopback.py) the real Lambda handlers of app.py run one
-deployment of better-chatbot: an image pushed under three tags (three ECR events) → approved with a
-signed link (POST /approvals/{id} through chalice.test.Client) → the worker takes the queued
-message → the migration task's STOPPED event (exit 0) → the rollout's SERVICE_DEPLOYMENT_COMPLETED.
-Every client Slipway builds gets botocore hooks (bench/awscalls.py); the benchmark's own look-ups
-are not counted, and calls made inside ``prune.after_success`` are counted apart as pruning.
-
-It runs twice: "warm" (one process, so one boto3 client set and one secret cache for everything)
-and "cold" (dependencies rebuilt before every invocation, as if each landed on a new Lambda
-container: the worst case, since each function is its own Lambda and powertools caches the secret
-per container). The headline is the cold run.
+Both tools deploy the same new image of better-chatbot (migration task waited for, rollout,
+cleanup) on one loopback AWS (bench/world.py: moto + the devstack's ECS emulation on emulated
+time), one after the other, at each rollout length of ROLLOUTS. Slipway's side is
+bench/slipway_side.py (the real handlers, fresh dependencies per invocation, every ECS event, one
+reconciler run); ecs-deploy's is bench/_peer_child.py in its own venv (bench/peer.py).
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import math
-from urllib.parse import urlencode
+import platform
+from collections import Counter
+from datetime import datetime, timezone
 
-from bench.awscalls import CONTROL_PLANE, Recorder, tally
 from bench.report import Result, say, section
 
-BUDGET = 12
+ROLLOUTS = (5, 20, 60)
+MIGRATION_S = 10
+CONTROL = ("ecs", "ecr", "secretsmanager")
+BUDGET_CONTROL, BUDGET_ALL = 12, 30
 SERVICE = "better-chatbot"
-CLUSTER = "production-cluster"
-APPROVER = "slack:U0APPROVER1"
-ROLLOUT_SECONDS = 300  # what a poller would spend on a 5-minute rollout, at one call per second
-STEPS = ("push", "approve", "work", "migration", "rollout", "pruning")
 
 
 def run() -> list[Result]:
-    section("AWS API calls for one deployment: push (3 tags) → approve → migrate → roll out")
-    from bench.loopback import aws_account
+    section("AWS calls per deployment, side by side with ecs-deploy (counted at the server)")
+    from bench import peer
+    from bench.world import World
+    from chalicelib import config
+    from devstack.events import push_image
 
-    with aws_account() as account:
-        counted = {mode: _deployment_in(account, mode, tags)
-                   for mode, tags in (("warm", ["1111111", "1.0.0-1111111", "latest"]),
-                                      ("cold", ["2222222", "1.1.0-2222222", "latest"]))}
-    for mode, recorder in counted.items():
-        _show(mode, recorder)
-    _polling(counted["cold"])
-    cold = counted["cold"].count(services=CONTROL_PLANE) - _pruning(counted["cold"])
-    warm = counted["warm"].count(services=CONTROL_PLANE) - _pruning(counted["warm"])
-    return [Result("api_calls", cold, BUDGET, "calls",
-                   shown=f"{cold} ECS/ECR/Secrets calls ({warm} if warm)")]
+    say(f"{machine()}; ecs-deploy {peer.version()}; migration {MIGRATION_S} s (emulated time)")
+    rows = []
+    with World() as world:
+        import app as app_module
 
-
-# -- one deployment ----------------------------------------------------------------------------
-def _deployment_in(account, mode: str, tags: list[str]) -> Recorder:
-    import logging
-
-    import app as app_module
-    from bench import awscalls
-    from chalicelib.entrypoints import bootstrap
-    from chalicelib.service import prune
-
-    logging.getLogger("slipway").setLevel(logging.WARNING)  # powertools' handler: INFO lines
-    recorder, uninstall = awscalls.install()
-    after_success = prune.after_success
-
-    def counted_apart(deps, dep):
-        with recorder.during("pruning"):
-            return after_success(deps, dep)
-
-    prune.after_success = counted_apart
-    bootstrap.reset()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # powertools' metric lines (EMF)
-            final = _drive(account, app_module, recorder, cold=mode == "cold", tags=tags)
-    finally:
-        prune.after_success = after_success
-        uninstall()
-        bootstrap.reset()
-    if final != "SUCCEEDED":
-        raise RuntimeError(f"the {mode} deployment ended {final}, not SUCCEEDED")
-    return recorder
+        svc = config.load(world.env["SLIPWAY_CONFIG"]).service(SERVICE)
+        for i, rollout in enumerate(ROLLOUTS):
+            ours, pruned = slipway(world, app_module, i, rollout)
+            sha = f"{i + 1:x}" * 7
+            digest, _ = push_image(world.client("ecr"), SERVICE, [f"peer-{sha}"], "123456789012",
+                                   "us-east-1")
+            theirs = peer.deployment(world, svc, f"123456789012.dkr.ecr.us-east-1.amazonaws.com/"
+                                     f"{SERVICE}@{digest}", rollout, MIGRATION_S)
+            if not theirs["ok"]:
+                raise RuntimeError("ecs-deploy's deployment did not succeed")
+            rows.append((rollout, ours, pruned, theirs))
+    return _report(rows)
 
 
-def _drive(account, app_module, recorder: Recorder, cold: bool, tags: list[str]) -> str:
-    from bench.lambda_context import Context
-    from chalicelib.entrypoints import bootstrap
-    from tests.integration import helpers
+def slipway(world, app_module, i: int, rollout: float) -> tuple[dict, Counter]:
+    """Slipway's ``i``-th deployment (a new image) with a ``rollout``-second rollout: what
+    ``slipway_side.deployment`` returns, and the calls pruning made (counted apart)."""
+    from bench import slipway_side
 
-    def invoke(step: str, handler, event):
-        if cold:
-            bootstrap.reset()  # a new container: new clients, empty secret cache
-        with recorder.during(step):
-            return handler(event, Context())
-
-    digest = helpers.push_image(account, SERVICE, tags)
-    for event in helpers.push_events(SERVICE, digest, tags):
-        invoke("push", app_module.on_image_pushed, event)
-    with recorder.off():
-        dep = bootstrap.deps().ledger.find(f"key#{SERVICE}#{digest}")
-        form = _approval_form(dep)
-    invoke("approve", lambda body, _: _post_approval(app_module, dep.id, body), form)
-    _drain(account, app_module, invoke)
-    with recorder.off():
-        dep = bootstrap.deps().load(dep.id).to_item()
-    invoke("migration", app_module.on_task_state_change, helpers.task_stopped(dep, exit_code=0))
-    _finish_rollout_in_moto()
-    with recorder.off():
-        dep = bootstrap.deps().load(dep["id"]).to_item()
-    invoke("rollout", app_module.on_deployment_state_change, helpers.rollout(dep))
-    with recorder.off():
-        return bootstrap.deps().load(dep["id"]).state.value
+    sha = f"{i + 1:x}" * 7
+    with _pruning_apart(world) as pruned:
+        ours = slipway_side.deployment(world, app_module, [sha, f"1.{i}.0-{sha}", "latest"],
+                                       rollout, MIGRATION_S)
+    if ours["state"] != "SUCCEEDED":
+        raise RuntimeError(f"Slipway's deployment ended {ours['state']}")
+    return ours, Counter(pruned)
 
 
-def _approval_form(dep) -> str:
-    """The approver's signed link (Slack DMs it), as the form the approval page posts."""
-    from chalicelib.entrypoints import bootstrap
-    from chalicelib.service import decisions
-    from tests.integration.helpers import link_token
-
-    _, token = link_token(decisions.link_for(bootstrap.deps(), dep, APPROVER))
-    return urlencode({"token": token, "decision": "approve"})
+def deployment_calls(ours: dict, pruned: Counter) -> Counter:
+    """Every call push → SUCCEEDED, by (service, operation), pruning excluded."""
+    return _total(ours["by_handler"], pruned)
 
 
-def _post_approval(app_module, dep_id: str, body: str) -> None:
-    from chalice.test import Client
+def machine() -> str:
+    import os
 
-    with Client(app_module.app, stage_name="bench") as client:
-        res = client.http.post(f"/approvals/{dep_id}", body=body, headers={
-            "Content-Type": "application/x-www-form-urlencoded"})
-    if res.status_code != 200:
-        raise RuntimeError(f"approval answered {res.status_code}: {res.body[:300]!r}")
+    return (f"{platform.node() or 'machine'}: {os.cpu_count()} CPUs, {platform.machine()}, "
+            f"Python {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
 
 
-def _drain(account, app_module, invoke) -> None:
-    """Deliver the work queue to the worker Lambda, as SQS's event source mapping does."""
-    sqs = account.client("sqs")
-    while True:
-        got = sqs.receive_message(QueueUrl=account.queue_url, MaxNumberOfMessages=10,
-                                  WaitTimeSeconds=0).get("Messages", [])
-        if not got:
-            return
-        for msg in got:
-            invoke("work", app_module.work, {"Records": [{
-                "messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"],
-                "body": msg["Body"], "attributes": {}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:slipway-work"}]})
-            sqs.delete_message(QueueUrl=account.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+class _pruning_apart:
+    """Count what ``prune.after_success`` does apart (the budget excludes pruning)."""
+
+    def __init__(self, world) -> None:
+        self.world = world
+
+    def __enter__(self) -> Counter:
+        from chalicelib.service import prune
+
+        self.pruned: Counter = Counter()
+        self.original = prune.after_success
+        pruned, original, world = self.pruned, self.original, self.world
+
+        def counted(deps, dep):
+            before = world.counts("slipway")
+            try:
+                return original(deps, dep)
+            finally:
+                pruned.update(world.counts("slipway") - before)
+
+        prune.after_success = counted
+        return self.pruned
+
+    def __exit__(self, *exc) -> None:
+        from chalicelib.service import prune
+
+        prune.after_success = self.original
 
 
-def _finish_rollout_in_moto() -> None:
-    """Stand-in for ECS (as tests/integration/conftest.Stack does): moto's UpdateService starts no
-    deployment, so leave the service as AWS does after a completed rollout."""
-    from moto.backends import get_backend
-
-    backend = get_backend("ecs")["123456789012"]["us-east-1"]
-    svc = backend.services[f"{CLUSTER}:{SERVICE}"]
-    svc.deployments = [dict(svc.deployments[0], taskDefinition=svc.task_definition,
-                            status="PRIMARY", rolloutState="COMPLETED")]
+def _total(by_handler: dict, pruned: Counter) -> Counter:
+    total: Counter = Counter()
+    for name, calls in by_handler.items():
+        if not name.endswith("(after)"):
+            total.update(calls)
+    total.subtract(pruned)
+    return +total
 
 
-# -- reporting -----------------------------------------------------------------------------------
-def _pruning(recorder: Recorder) -> int:
-    return recorder.count("pruning", CONTROL_PLANE)
+def _by_service(calls: Counter) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (service, _), n in calls.items():
+        out[service] = out.get(service, 0) + n
+    return out
 
 
-def _show(mode: str, recorder: Recorder) -> None:
-    say(f"{mode}: " + ("one process for every invocation (clients and secret cached)"
-                       if mode == "warm" else
-                       "dependencies rebuilt before every invocation (each a new container)"))
-    for step in STEPS:
-        control = recorder.select(step, CONTROL_PLANE)
-        ddb, sqs = recorder.count(step, ("dynamodb",)), recorder.count(step, ("sqs",))
-        say(f"  {step:<9} control plane {len(control):>2}: {tally(control):<62} "
-            f"DynamoDB {ddb:>2}, SQS {sqs}")
-    deployment = [c for c in recorder.calls if c.phase != "pruning"]
-    control = [c for c in deployment if c.service in CONTROL_PLANE]
-    say(f"  total excluding pruning: {len(control)} control plane (budget {BUDGET}): "
-        f"{tally(control)}")
-    say(f"                           {sum(c.service == 'dynamodb' for c in deployment)} DynamoDB "
-        f"({tally([c for c in deployment if c.service == 'dynamodb'])}), "
-        f"{sum(c.service == 'sqs' for c in deployment)} SQS")
+def _report(rows) -> list[Result]:
+    say("calls by service, push → SUCCEEDED (Slipway: pruning excluded, one reconciler run "
+        "included; ecs-deploy: update + run + wait for the task + deploy with its cleanup)")
+    say(f"{'rollout':>8} | {'Slipway ECS/ECR/SM':>18} {'DynamoDB':>8} {'SQS':>4} {'all':>4} | "
+        f"{'ecs-deploy ECS':>14} {'all':>4} | Slipway pruning")
+    results = []
+    for rollout, ours, pruned, theirs in rows:
+        total = _total(ours["by_handler"], Counter(pruned))
+        svc = _by_service(total)
+        control = sum(n for s, n in svc.items() if s in CONTROL)
+        peer_all = sum(theirs["calls"].values())
+        say(f"{rollout:>6} s | {control:>18} {svc.get('dynamodb', 0):>8} {svc.get('sqs', 0):>4} "
+            f"{sum(svc.values()):>4} | {peer_all:>14} {peer_all:>4} | {sum(pruned.values())} "
+            f"({', '.join(f'{o}×{n}' for (_, o), n in sorted(pruned.items()))})")
+        rows_all = sum(svc.values())
+        results.append(Result(f"calls {rollout}s", rows_all, BUDGET_ALL, "calls",
+                              shown=f"{rows_all} all ({control} ECS/ECR/SM); ecs-deploy {peer_all}"))
+        results.append(Result(f"ctl {rollout}s", control, BUDGET_CONTROL, "calls"))
+    rollout, ours, pruned, theirs = rows[len(rows) // 2]
+    _per_handler(rollout, ours, Counter(pruned))
+    say(f"ecs-deploy at {rollout} s: " + ", ".join(
+        f"{o}×{n}" for (_, o), n in sorted(theirs["calls"].items(), key=lambda kv: -kv[1])))
+    return results
 
 
-def _polling(recorder: Recorder) -> None:
-    control = recorder.count(services=CONTROL_PLANE) - _pruning(recorder)
-    say("DynamoDB and SQS calls are Slipway's own bookkeeping (the ledger with conditional "
-        "writes, the idempotency store, the work queue): on-demand tables and a queue, not the "
-        "rate-limited ECS control plane the budget protects, so they are reported, not budgeted.")
-    say(f"polling tool: 1 call/s × rollout seconds = {ROLLOUT_SECONDS} calls for a "
-        f"{ROLLOUT_SECONDS // 60}-minute rollout (+ the same register/run/update calls); Slipway: "
-        f"{control} whatever the rollout takes (ECS's events arrive through EventBridge), "
-        f"{math.floor(ROLLOUT_SECONDS / control)}× fewer at 5 minutes")
+def _per_handler(rollout, ours, pruned: Counter) -> None:
+    say(f"Slipway at {rollout} s, calls per operation per handler (invocations in brackets; "
+        "pruning taken out of the rollout handler)")
+    for name, calls in ours["by_handler"].items():
+        calls = Counter(calls)
+        if name.startswith("on_deployment_state_change"):
+            calls.subtract(pruned)
+            calls = +calls
+        text = ", ".join(f"{s}:{o}×{n}" for (s, o), n in
+                         sorted(calls.items(), key=lambda kv: (kv[0][0], -kv[1])))
+        say(f"  {name} [{ours['invocations'][name]}] {sum(calls.values())}: {text}")

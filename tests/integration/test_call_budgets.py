@@ -1,27 +1,50 @@
 """The budgets that are counts, not times: AWS calls for one deployment and for pruning 5,000
-revisions (bench/ measures them; here they must hold, so a change that adds calls is noticed)."""
+revisions (bench/ measures them side by side with ecs-deploy; here they must hold, so a change that
+adds calls is noticed). Calls are counted at the loopback AWS server, every service included."""
 from __future__ import annotations
 
 import contextlib
 import io
 
+import pytest
 
-def _run(module) -> list:
-    with contextlib.redirect_stdout(io.StringIO()):
-        return module.run()
+from bench.world import World
 
 
-def test_one_deployment_stays_within_its_call_budget():
-    """Push → SUCCEEDED makes at most 12 ECS/ECR/Secrets Manager calls, even in fresh containers."""
+@pytest.fixture(scope="module")
+def world():
+    with World() as w:
+        yield w
+
+
+def _service_totals(calls) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (service, _), n in calls.items():
+        out[service] = out.get(service, 0) + n
+    return out
+
+
+def test_one_deployment_makes_the_same_calls_whatever_the_rollout_takes(world):
+    """Push → SUCCEEDED, each invocation in a fresh container, every ECS event (incl.
+    SERVICE_DEPLOYMENT_IN_PROGRESS) and one reconciler run: at most 12 ECS/ECR/Secrets Manager
+    calls, and the same number of calls of every service for a 5 s and a 60 s rollout (no polling)."""
+    import app
     from bench import api_calls
 
-    results = {r.name: r for r in _run(api_calls)}
-    assert results["api_calls"].ratio <= 1.0, results["api_calls"].line()
+    totals = []
+    for i, rollout in enumerate((5, 60)):
+        ours, pruned = api_calls.slipway(world, app, i, rollout)
+        totals.append(_service_totals(api_calls.deployment_calls(ours, pruned)))
+    short, long = totals
+    control = sum(n for s, n in short.items() if s in api_calls.CONTROL)
+    assert control <= api_calls.BUDGET_CONTROL, short
+    assert short == long
 
 
 def test_pruning_five_thousand_revisions_stays_within_its_call_budget():
     """⌈N/100⌉ list calls plus one per revision removed, across invocations, nothing lost."""
     from bench import prune
 
-    results = {r.name: r for r in _run(prune)}
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = {r.name: r for r in prune.run()}
     assert results["prune"].ratio <= 1.0, results["prune"].line()
