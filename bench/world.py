@@ -73,17 +73,25 @@ class Counting:
     def __init__(self, app) -> None:
         self.app = app
         self.counts: Counter = Counter()
+        self.failed: Counter = Counter()
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if scope:
-            key, service = scope.groups()
-            target = environ.get("HTTP_X_AMZ_TARGET", "")
-            operation = target.rsplit(".", 1)[-1] if target else self._action(environ)
+        if not scope:
+            return self.app(environ, start_response)
+        key, service = scope.groups()
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rsplit(".", 1)[-1] if target else self._action(environ)
+
+        def counted(status, headers, *args):
+            # moto's own 5xx (an emulator fault under load, retried by botocore) is kept apart
+            tally = self.failed if status.startswith("5") else self.counts
             with self.lock:
-                self.counts[(key, service, operation)] += 1
-        return self.app(environ, start_response)
+                tally[(key, service, operation)] += 1
+            return start_response(status, headers, *args)
+
+        return self.app(environ, counted)
 
     @staticmethod
     def _action(environ) -> str:
@@ -210,7 +218,8 @@ class World:
             return self._clients[(name, key)]
 
     def counts(self, key: str) -> Counter:
-        """{(service, operation): n} signed with ``key`` so far (take a copy before, subtract)."""
+        """{(service, operation): n} signed with ``key`` so far (take a copy before, subtract);
+        requests the server itself failed (5xx, retried by the client) are not in it."""
         with self.counting.lock:
             return Counter({(s, o): n for (k, s, o), n in self.counting.counts.items() if k == key})
 
