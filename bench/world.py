@@ -167,6 +167,7 @@ class World:
         self.env = {**dev.app_environment(self.endpoint, CONFIG_FILE, "http://127.0.0.1:9",
                                           self.provisioned.queue_url, self.slack.url,
                                           self.github.url, 600),
+                    "SLACK_API_URL": self.slack.url, "GITHUB_API_URL": self.github.url,
                     "AWS_ACCESS_KEY_ID": "slipway", "AWS_SECRET_ACCESS_KEY": "slipway",
                     "POWERTOOLS_SERVICE_NAME": "slipway", "POWERTOOLS_METRICS_NAMESPACE": "Slipway",
                     "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING",
