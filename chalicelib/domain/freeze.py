@@ -163,7 +163,7 @@ def frozen_message(service: str, window: Window, until: datetime | None,
     text = f"{service} is frozen by {describe(window, until)}; approvals wait until then."
     if window.break_glass:
         allowed = person and identity and may_break_glass(window, person(identity))
-        text += (" You may break glass: approve again with a break_glass reason (the field on "
-                 "your approval page)." if allowed else
+        text += (" You may break glass: open your personal approval link (sent to you by "
+                 "direct message) and approve with a break-glass reason." if allowed else
                  f" Only {', '.join(window.break_glass)} may break glass.")
     return text

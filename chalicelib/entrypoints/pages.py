@@ -219,7 +219,7 @@ def confirm_page(view: dict, token: str, identity: str, action_url: str, *,
         f"<p>You are deciding as <strong>{escape(identity)}</strong>.</p>"
         f"<label for='comment'>Comment (optional; say why if you reject)</label>"
         f"<textarea id='comment' name='comment' rows='3' maxlength='500'>{escape(comment)}"
-        f"</textarea>"
+        f"</textarea>{_break_glass(view.get('frozen'))}"
         f"<p><button class='approve' type='submit' name='decision' value='approve'>Approve</button>"
         f"<button class='reject' type='submit' name='decision' value='reject'>Reject</button></p>"
         f"</form>"
@@ -228,6 +228,19 @@ def confirm_page(view: dict, token: str, identity: str, action_url: str, *,
                                                      if problem else "")
     return page(title, f"{heading}{details_link(view, links)}{facts(view)}{diff(view)}"
                        f"{approvals(view, links)}{form}")
+
+
+def _break_glass(frozen: dict | None) -> str:
+    """During a freeze: say so, and give those who may break glass the field for their reason."""
+    if not frozen:
+        return ""
+    out = f"<p class='note alert' role='alert'>{text(frozen.get('message', ''))}</p>"
+    if frozen.get("may_break_glass"):
+        out += ("<label for='break_glass'>Break glass: why this cannot wait (required to approve "
+                "during the freeze; recorded and announced)</label>"
+                "<textarea id='break_glass' name='break_glass' rows='2' maxlength='500'>"
+                "</textarea>")
+    return out
 
 
 def result_page(title: str, message: str, view: dict | None = None, status: str = "status",

@@ -20,7 +20,8 @@ from chalicelib.entrypoints.deployment_page import deployment_error_page, deploy
 from chalicelib.entrypoints.http import (error_status, form, html_response, int_param, json_body,
                                          json_errors, json_response)
 from chalicelib.errors import BadRequest, Conflict, Forbidden
-from chalicelib.service import decisions, promote as promotions, queries, rollback as rollbacks
+from chalicelib.service import (decisions, freezes, promote as promotions, queries,
+                                rollback as rollbacks)
 from chalicelib.service.deps import Deps
 from chalicelib.service.views import deployment_json
 
@@ -99,6 +100,9 @@ def _undecidable(deps: Deps, dep_id: str, claims) -> tuple[dict, Response | None
     if approval.is_expired(dep, deps.clock()):
         return view, html_response(pages.settled_page(view, expired_at=dep.expires_at,
                                                       links=links), 409)
+    hold = freezes.holding(deps, dep)
+    if hold is not None:  # the page says so, and offers break glass to those who may
+        view["frozen"] = hold.view(dep.service, deps.config.same_person, claims.identity)
     return view, None
 
 
@@ -246,7 +250,8 @@ def register(app: Chalice, iam_authorizer) -> None:
                     links=_page_links(deps, pages.FROM_APPROVAL)), 400)
             outcome = decisions.decide(
                 deps, dep_id, identity=claims.identity, via="link", decision=decision,
-                comment=comment, link_nonce=claims.nonce)
+                comment=comment, link_nonce=claims.nonce,
+                break_glass=fields.get("break_glass", "")[:freezes.REASON_LIMIT])
             view = deployment_json(outcome.deployment,
                                    deps.config.service(outcome.deployment.service))
             return html_response(pages.result_page(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from chalicelib.domain import approval, links
 from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import Conflict
+from chalicelib.service import freezes
 from chalicelib.service.deps import Deps, retrying
 from chalicelib.service.ports import NOT_SENT
 
@@ -17,7 +18,7 @@ class Outcome:
 
 
 def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
-           comment: str = "", link_nonce: str | None = None) -> Outcome:
+           comment: str = "", link_nonce: str | None = None, break_glass: str = "") -> Outcome:
     """Record a verified identity's decision with a conditional write; start the work if approved.
 
     Raises Conflict (409) when already decided/superseded/expired/locked or the link was used,
@@ -37,9 +38,14 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
         elif decision == "approve" and _author_unknown_yet(dep, svc):
             raise Conflict("Slipway is still asking GitHub who wrote this commit (self-review is "
                            "not allowed here); try again in a minute", code="author_unknown")
+        hold = None
+        if decision == approval.APPROVE and dep.state is State.PENDING_APPROVAL:
+            hold = freezes.check(deps, dep, identity, break_glass)  # 409 frozen unless glass
         message = approval.decide(dep, svc.approval, identity=identity, via=via,
                                   decision=decision, comment=comment, now=deps.clock(),
                                   authors=authors, person=deps.config.same_person)
+        if hold is not None and dep.changes:
+            freezes.record_break_glass(deps, dep, identity, break_glass, hold)
         if link_nonce and dep.changes:
             dep.used_tokens.append(link_nonce)
         if dep.changes:

@@ -8,6 +8,7 @@ from chalicelib.domain import approval, taskdef
 from chalicelib.domain.model import Deployment, State, iso, new_id, push_order
 from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
+from chalicelib.service import freezes
 from chalicelib.service.deps import Deps, finish, retrying
 from chalicelib.service.events import ImagePushed, image_pushed
 from chalicelib.service.ports import NOT_SENT, AwsError
@@ -132,6 +133,9 @@ def auto_approve(deps: Deps, dep_id: str) -> None:
     def step() -> None:
         dep = deps.load(dep_id)
         if dep.state is not State.PENDING_APPROVAL:
+            return
+        if freezes.holding(deps, dep) is not None:  # waits for the window to end (reconciler)
+            log.info("auto-approval of %s waits: frozen", dep_id)
             return
         dep.approvals.append({"by": "slipway", "via": "api", "decision": "approve",
                               "comment": "approval not required", "at": iso(deps.clock())})

@@ -53,14 +53,20 @@ def devstack(tmp_path_factory):
 @pytest.fixture(scope="session")
 def opstack(tmp_path_factory):
     """A second devstack for promotion and freezes: ecs/production plus better-chatbot-eu,
-    promoted from better-chatbot, frozen for an hour from two hours on (tests/ops_kit.py)."""
+    promoted from better-chatbot, frozen for an hour from two hours on (``freeze_start``; see
+    tests/ops_kit.py)."""
+    from datetime import datetime, timedelta, timezone
+
     from tests.ops_kit import write_config
 
     ARTIFACTS.mkdir(exist_ok=True)
     root = tmp_path_factory.mktemp("opstack")
     log = root / "terminal.log"
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=2)
     try:
-        yield from _serve(log, "--config", str(write_config(root / "config")))
+        for stack in _serve(log, "--config", str(write_config(root / "config", start))):
+            stack.freeze_start = start
+            yield stack
     finally:
         if log.exists():
             shutil.copyfile(log, ARTIFACTS / "opstack-e2e.log")

@@ -1,11 +1,20 @@
 """Freeze windows: which instants they hold, when they let go (time zones, DST), how they load."""
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+import dataclasses
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
 from chalicelib import config
+from chalicelib.adapters import slack_message
+from chalicelib.adapters.log_notifier import FanOut
+from chalicelib.domain.model import State
+from chalicelib.errors import Conflict, Forbidden
+from chalicelib.service import decisions, pipeline, promote, reconcile, rollback
+from chalicelib.service.views import deployment_json
+from tests.fakes import RecordingNotifier
+from tests.ops_kit import TARGET
 from chalicelib.domain.freeze import Window, active_window, first_instant, frozen_until, zone
 from chalicelib.errors import ConfigError
 
@@ -169,3 +178,105 @@ def test_overlapping_and_inverted_windows_load(tmp_path):
     cfg = load(tmp_path, 'start = "2027-01-02T00:00:00Z"\nend = "2026-12-23T00:00:00Z"\n'
                          '[[freeze]]\nservices = ["*"]\ndays = ["Fri"]\nfrom = "18:00"\nto = "08:00"')
     assert len(cfg.freezes) == 2
+
+
+# -- freezes at work: approvals, break glass, auto-approval, rollbacks ---------------------------
+FROZEN_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # the kit's clock starts at 09:00
+
+
+@pytest.fixture
+def frozen(tmp_path):
+    """better-chatbot-eu frozen 12:00-13:00 (only github:octocat, Slack U0OCTOCAT1, breaks glass),
+    with a promotion of better-chatbot's release waiting for approval."""
+    from tests.ops_kit import write_config
+    from tests.unit.pipeline_kit import build_world, to_success
+
+    cfg = config.load(write_config(tmp_path / "cfg", freeze_start=FROZEN_AT) / "services.toml")
+    deps = build_world(cfg)
+    deps.notifier = FanOut(RecordingNotifier(), promote.Trigger(deps))
+    source = to_success(deps)
+    (dep,) = deps.ledger.list(service=TARGET)
+    deps.clock.now = FROZEN_AT + timedelta(minutes=5)
+    return deps, source, dep
+
+
+def decide(deps, dep, who, glass=""):
+    return decisions.decide(deps, dep.id, identity=who, via="link", decision="approve",
+                            break_glass=glass)
+
+
+def test_a_frozen_deployment_cannot_be_approved_and_waits(frozen):
+    """409 frozen names the window and its end; the deployment still waits; rejecting works."""
+    deps, _, dep = frozen
+    with pytest.raises(Conflict) as refused:
+        decide(deps, dep, "slack:U0APPROVER1")
+    assert refused.value.code == "frozen"
+    assert "freeze #1 (EU launch) until 2026-11-26 13:00 UTC" in refused.value.message
+    assert "Only github:octocat may break glass" in refused.value.message
+    assert deps.load(dep.id).state is State.PENDING_APPROVAL
+    with pytest.raises(Forbidden) as glass:  # a reason is not enough: who may is listed
+        decide(deps, dep, "slack:U0APPROVER1", "customers are down")
+    assert glass.value.code == "not_break_glass"
+    deps.clock.now = FROZEN_AT + timedelta(hours=1)
+    assert decide(deps, dep, "slack:U0APPROVER1").deployment.state is State.APPROVED
+
+
+def test_break_glass_approves_records_and_announces(frozen):
+    """octocat (via their Slack identity) breaks glass with a reason: approved, recorded, told."""
+    deps, _, dep = frozen
+    with pytest.raises(Conflict, match="You may break glass"):
+        decide(deps, dep, "slack:U0OCTOCAT1")
+    outcome = decide(deps, dep, "slack:U0OCTOCAT1", "  checkout is broken in the EU  ")
+    done = outcome.deployment
+    assert done.state is State.APPROVED
+    assert done.approvals[-1]["break_glass"] == "checkout is broken in the EU"
+    assert done.timeline[-1]["note"].startswith("BREAK GLASS by slack:U0OCTOCAT1 during freeze #1")
+    told = [changes for dep_id, _, changes in deps.notifier.notifiers[0].seen if dep_id == dep.id]
+    assert ("APPROVED", "NOTE") in told
+    text = str(slack_message.status_message(deployment_json(done))[1])
+    assert "broke glass" in text and "checkout is broken in the EU" in text
+
+
+def test_rollbacks_are_never_frozen(frozen):
+    """Two releases of the EU service before the window; during it a rollback starts at once."""
+    from tests.unit.pipeline_kit import to_success
+
+    deps, _, first = frozen
+    deps.clock.now = FROZEN_AT - timedelta(hours=2)
+    decide(deps, first, "slack:U0APPROVER1")
+    deps.dispatcher.drain(deps)
+    _finish(deps, first)
+    to_success(deps, tags=("2222222", "1.23.0-2222222"))
+    second = next(d for d in deps.ledger.list(service=TARGET) if d.id != first.id)
+    decide(deps, second, "slack:U0APPROVER1")
+    deps.dispatcher.drain(deps)
+    assert _finish(deps, second).state is State.SUCCEEDED
+    deps.clock.now = FROZEN_AT + timedelta(minutes=30)
+    back = rollback.rollback(deps, TARGET, "previous", "bad", "iam:ops", force=True)
+    assert back.state is State.APPROVED and back.rollback_of == first.id
+
+
+def _finish(deps, dep):
+    from tests.unit.pipeline_kit import completed, stopped
+
+    pipeline.migration_stopped(deps, stopped(deps.load(dep.id)))
+    deps.ecs.finish_rollout("production-cluster", TARGET)
+    pipeline.rollout_changed(deps, completed(deps.load(dep.id)))
+    return deps.load(dep.id)
+
+
+def test_auto_approval_waits_for_the_window_to_end(frozen):
+    """A service that needs no approval is frozen too: its push waits, then the reconciler goes on."""
+    from tests.unit.pipeline_kit import WORKER, push
+
+    deps, _, _ = frozen
+    window = Window(index=1, services=frozenset({WORKER}), start=FROZEN_AT,
+                    end=FROZEN_AT + timedelta(hours=1), reason="worker freeze")
+    deps.config = dataclasses.replace(deps.config, freezes=(window,))
+    dep = push(deps, service=WORKER, tags=("abc1234",))
+    assert deps.load(dep.id).state is State.PENDING_APPROVAL
+    reconcile.reconcile(deps)
+    assert deps.load(dep.id).state is State.PENDING_APPROVAL
+    deps.clock.now = FROZEN_AT + timedelta(hours=1)
+    reconcile.reconcile(deps)
+    assert deps.load(dep.id).state is not State.PENDING_APPROVAL
