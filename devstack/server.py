@@ -26,6 +26,7 @@ from chalice.app import IAMAuthorizer
 from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 
 from devstack import sigv4
+from devstack.aws import ACCOUNT
 
 from devstack.faults import SimulatedCrash
 
@@ -64,6 +65,22 @@ class DevstackServer(ThreadingHTTPServer):
         self._iam = {(method, path) for path, methods in app.routes.items()
                      for method, entry in methods.items()
                      if isinstance(entry.authorizer, IAMAuthorizer)}
+        self.gateway.event_converter.create_lambda_event = self._with_caller(
+            self.gateway.event_converter.create_lambda_event)
+
+    def _with_caller(self, create: Callable[..., dict]) -> Callable[..., dict]:
+        """API Gateway puts the verified IAM caller in ``requestContext.identity``: on IAM routes
+        (checked by ``refused`` before), the devstack's access key and user."""
+        def event(method: str, path: str, headers: dict, body: bytes | None = None) -> dict:
+            made = create(method, path, headers, body)
+            context = made["requestContext"]
+            if self.keys is not None and (method, context.get("resourcePath")) in self._iam:
+                context["identity"].update(
+                    accessKey=self.keys.access_key_id, caller=self.keys.access_key_id,
+                    userArn=f"arn:aws:iam::{ACCOUNT}:user/devstack")
+            return made
+
+        return event
 
     def refused(self, method: str, target: str, headers: dict, body: bytes | None
                 ) -> tuple[int, dict] | None:
