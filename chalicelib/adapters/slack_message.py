@@ -96,7 +96,7 @@ def _promotion(dep: dict) -> str | None:
     source = dep.get("promoted_from")
     if dep.get("kind") != "promote" or not isinstance(source, dict):
         return None
-    version = dep.get("version") or dep.get("image_tag") or _short_digest(dep.get("image_digest"))
+    version = dep.get("image_tag") or dep.get("version") or _short_digest(dep.get("image_digest"))
     when = _clock(source.get("finished_at"))
     by = _joined(source.get("approved_by") or [], 600, _who) or "policy"
     return (f":arrow_double_up: *Promote* {_code(version)} from {_code(source.get('service'))} "

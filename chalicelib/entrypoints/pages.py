@@ -134,6 +134,14 @@ def facts(view: dict) -> str:
             ("Commit", _commit(view)),
             ("Tags", ", ".join(_code(t) for t in view.get("tags") or []) or "—"),
             ("Image", _code(view.get("image") or "—"))]
+    source = view.get("promoted_from")
+    if isinstance(source, dict):  # kind "promote": the very image another service ran
+        rows.append(("Promoted from", f"{_code(source.get('service'))} "
+                     f"{_code(source.get('deployment'))} ({escape(str(source.get('state')))} "
+                     f"{when(source.get('finished_at'))})"))
+    forced = view.get("forced")
+    if isinstance(forced, dict):  # a rollback past migrations, on someone's word
+        rows.append(("Forced", f"by {_code(forced.get('by'))}: “{text(forced.get('reason'))}”"))
     if view.get("previous_task_definition_arn"):
         rows.append(("Runs now" if now else "Running when pushed",
                      _code(revision(view["previous_task_definition_arn"]))))
@@ -195,6 +203,8 @@ def approvals(view: dict, href_prefix: Linker = FROM_APPROVAL) -> str:
     for a in view.get("approvals") or []:
         verb = "approved" if a.get("decision") == "approve" else "rejected"
         comment = f": “{text(a['comment'], href_prefix)}”" if a.get("comment") else ""
+        if a.get("break_glass"):  # approved during a freeze window
+            comment += f" — <strong>broke glass</strong>: “{text(a['break_glass'], href_prefix)}”"
         decisions.append(f"<li>{_code(a.get('by'))} {verb} via {escape(str(a.get('via')))}, "
                          f"{when(a.get('at'))}{comment}</li>")
     listed = f"<ul aria-label='decisions so far'>{''.join(decisions)}</ul>" if decisions else ""

@@ -10,6 +10,7 @@ from chalicelib import config
 from chalicelib.adapters import slack_message
 from chalicelib.adapters.log_notifier import FanOut
 from chalicelib.domain.model import State
+from chalicelib.entrypoints import pages
 from chalicelib.errors import Conflict, Forbidden
 from chalicelib.service import decisions, pipeline, promote, reconcile, rollback
 from chalicelib.service.views import deployment_json
@@ -235,6 +236,8 @@ def test_break_glass_approves_records_and_announces(frozen):
     assert ("APPROVED", "NOTE") in told
     text = str(slack_message.status_message(deployment_json(done))[1])
     assert "broke glass" in text and "checkout is broken in the EU" in text
+    assert "broke glass</strong>: “checkout is broken in the EU”" in pages.approvals(
+        deployment_json(done))
 
 
 def test_rollbacks_are_never_frozen(frozen):

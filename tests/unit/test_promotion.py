@@ -9,6 +9,7 @@ from chalicelib import config
 from chalicelib.adapters import slack_message
 from chalicelib.adapters.log_notifier import FanOut
 from chalicelib.domain.model import State
+from chalicelib.entrypoints import pages
 from chalicelib.errors import ConfigError, Conflict, SlipwayError
 from chalicelib.service import pipeline, promote, reconcile
 from chalicelib.service.views import deployment_json
@@ -101,7 +102,10 @@ def test_a_success_proposes_the_same_digest_and_pushes_never_deploy_the_target(s
     assert dep.task_definition["family"] == TARGET
     card = str(slack_message.request_message(deployment_json(dep, stages.config.service(TARGET))))
     assert f"Promote {TARGET} 1.22.0 from better-chatbot" in card
-    assert "from `better-chatbot` (SUCCEEDED" in card and "approved by <@U0APPROVER1>" in card
+    assert "*Promote* `1.22.0-abc123d` from `better-chatbot` (SUCCEEDED 09:00 UTC" in card
+    assert "approved by <@U0APPROVER1>" in card
+    assert f"Promoted from</th><td><code>better-chatbot</code> <code>{source.id}</code> " \
+           "(SUCCEEDED" in pages.facts(deployment_json(dep))
     push(stages)  # another push: only better-chatbot gets a deployment
     assert len(proposals(stages)) == 1
     done = succeed(stages, dep)

@@ -6,6 +6,7 @@ import pytest
 from chalicelib.adapters import github_notifier, slack_message
 from chalicelib.domain.model import State
 from chalicelib.domain.rollback_guard import migrations_since
+from chalicelib.entrypoints import pages
 from chalicelib.errors import BadRequest
 from chalicelib.service import pipeline, rollback
 from chalicelib.service.views import deployment_json
@@ -64,6 +65,8 @@ def test_forcing_needs_a_reason_and_is_recorded_by_whom(world):
     text = str(slack_message.status_message(view)[1])
     assert "*Forced* past migrations" in text and "1.1.0" in text and "the column is still" in text
     assert github_notifier._title(rb).startswith(f"FORCED by {who}")
+    assert f"Forced</th><td>by <code>{who}</code>: “the column is still there”" in \
+        pages.facts(view)
     world.dispatcher.drain(world)
     world.ecs.finish_rollout("production-cluster", WEB)
     pipeline.rollout_changed(world, completed(world.load(rb.id)))

@@ -1,10 +1,14 @@
 """The Slack interactions route on its own Chalice app: in-memory deps and an injected clock."""
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime, timezone
+
 import pytest
 from chalice import Chalice
 from chalice.test import Client
 
+from chalicelib.domain.freeze import Window
 from chalicelib.domain.model import State
 from chalicelib.entrypoints import slack_routes
 from devstack.standins.github_server import GitHubStandIn
@@ -103,3 +107,18 @@ def test_only_slacks_own_https_hosts_and_listed_prefixes_are_response_urls(url, 
     from chalicelib.adapters.slack import response_url_allowed
 
     assert response_url_allowed(url, ["http://127.0.0.1:9/response"]) is allowed
+
+
+def test_approve_during_a_freeze_points_to_the_personal_link(setup):
+    """Slack's Approve in a freeze window changes nothing and tells the clicker how to break glass."""
+    client, deps, slack, _ = setup
+    window = Window(index=1, services=frozenset({"*"}), reason="release freeze",
+                    start=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                    end=datetime(2100, 1, 1, tzinfo=timezone.utc), break_glass=("slack:U0ALICE",))
+    deps.config = dataclasses.replace(deps.config, freezes=(window,))
+    dep = push(deps)
+    assert post(client, deps, slack, dep.id).status_code == 200
+    said = slack.responses()[-1]["text"]
+    assert "frozen by freeze #1 (release freeze) until 2100-01-01 00:00 UTC" in said
+    assert "personal approval link" in said and "break-glass reason" in said
+    assert deps.load(dep.id).state is State.PENDING_APPROVAL
