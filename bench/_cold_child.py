@@ -8,7 +8,7 @@ environment on the first event) and call ``app.on_image_pushed(event, context)``
 AWS call (service, operation, parameters) with botocore hooks so that ``bare`` can make exactly the
 same calls, in the same order, with plain ``boto3.client(...)`` and nothing else.
 
-Both write to OUT.json their timings; ``done_at``, the wall-clock time the work was done (the
+Both write to OUT.json their timings; ``cpu_s``, the process's CPU time when done; ``done_at``, the wall-clock time the work was done (the
 parent measures spawn → answer, without the interpreter's exit, which a Lambda container never
 pays per invocation); and the peak RSS, read as ``VmHWM`` from /proc/self/status, because
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` keeps the parent's RSS from before the exec (here
@@ -27,8 +27,6 @@ def slipway(job: dict) -> dict:
     from bench import awscalls
     from bench.lambda_context import Context
 
-    if job.get("shared_session"):
-        _one_session()
     recorder, _ = awscalls.install()  # imports chalicelib.adapters.aws, which app imports anyway
     import app
 
@@ -40,29 +38,6 @@ def slipway(job: dict) -> dict:
             "calls": [[c.service, c.operation, c.params] for c in recorder.calls],
             "modules": sorted({getattr(m, "__file__", None) or "" for m in sys.modules.values()}
                               - {""})}
-
-
-def _one_session() -> None:
-    """What-if (never the headline): every client from one boto3 Session, as ``boto3.client``
-    does, instead of a new Session per client; same region, same retry config."""
-    import functools
-
-    import boto3
-    from chalicelib.adapters import aws
-
-    session = boto3.session.Session()
-
-    @functools.lru_cache(maxsize=None)
-    def client(name: str):
-        return session.client(name, region_name=_region(), config=aws.RETRIES)
-
-    aws.client = client
-
-
-def _region() -> str:
-    import os
-
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def bare(job: dict) -> dict:
@@ -101,6 +76,7 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
     out = slipway(job) if mode == "slipway" else bare(job)
     out["done_at"] = time.time()  # the handler returned: the parent measures spawn → here
+    out["cpu_s"] = time.process_time()  # CPU since the process started (steadier on a busy host)
     out["maxrss_mb"] = peak_rss_mb()
     with open(out_path, "w") as f:
         json.dump(out, f)

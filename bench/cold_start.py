@@ -1,210 +1,194 @@
-"""Cold start: a fresh process that imports ``app`` and handles one ECR push event, against a bare
-process that imports boto3 and makes the same AWS calls. Budget: ≤ 1.5× (DESIGN.md "Budgets").
-Also: the peak RSS of that process against the 256 MB the functions get.
+"""Cold start, paired: Slipway's handler against bare boto3 making the same calls and against
+``ecs-deploy``'s import + first call. Budgets (DESIGN.md "Budgets"): ≤ 1.1× bare, and faster than
+ecs-deploy. Also the peak RSS against the 256 MB the functions get, and the import profile.
 
-How: a moto server on 127.0.0.1 (in this process) is provisioned once like production, with a
-Slack/GitHub stand-in so notifications succeed as they would in production (bench/loopback.py).
-Each round pushes a new image (three tags) to moto's ECR and runs these children in turn:
+Each round spawns, in an order that rotates from round to round, on the loopback AWS of
+bench/world.py (tables emptied between children, so each meets the same state):
 
-* ``slipway``: ``python -m bench._cold_child slipway`` imports app and calls the real handler
-  ``app.on_image_pushed(event, context)`` for the push's first event (dependencies come from the
-  environment, as in Lambda); botocore hooks record every AWS call it makes;
-* ``bare``: ``python -m bench._cold_child bare`` imports boto3 and replays exactly those calls
-  (same operations, same parameters, same order) with plain clients;
-* a what-if: ``slipway`` again, with every boto3 client built from one Session (reported as a
-  detail only, never the headline).
+* ``slipway``: ``python -m bench._cold_child slipway`` imports ``app`` and calls the real
+  ``app.on_image_pushed(event, context)`` for a new image's first tag (dependencies from the
+  environment, as in Lambda; Slack and GitHub are told, as in production);
+* ``bare``: ``python -m bench._cold_child bare`` imports boto3 and replays exactly those AWS calls;
+* ``ecs-deploy``: bench/_peer_child.py ``first`` in the bench venv: import ``ecs_deploy`` and make
+  its first call (its client, DescribeServices), what ``ecs deploy`` does before anything else.
 
-Between children the tables are emptied, so both meet the same state. One warm-up round is run
-first (it warms the OS file cache), then ROUNDS rounds. The headline is the ratio of the median
-"ready" times, spawn → handler returned (interpreter start-up included on both sides; the
-interpreter's exit excluded, since a Lambda container does not exit after answering).
+Everything is byte-compiled first (app, chalicelib, both venvs): Lambda never compiles at start-up
+(``make package`` ships .pyc, the runtime's boto3 is compiled), and this machine sets
+PYTHONDONTWRITEBYTECODE, so an uncompiled side would pay for compiling on every start. "ready" is
+spawn → handler returned (interpreter start-up included, its exit excluded: a Lambda container
+does not exit after answering). The headline is the median of the per-round ratios, with min/max.
 """
 from __future__ import annotations
 
+import compileall
 import json
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 from bench.report import Result, say, section
 
-ROUNDS = 7
-BUDGET = 1.5  # × the bare process
+ROUNDS = int(__import__("os").environ.get("BENCH_ROUNDS", "7"))
+BUDGET = 1.1  # × bare boto3
 MEMORY_MB = 256
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "better-chatbot"
-TAGS = ["abc123d", "1.22.0-abc123d", "latest"]
-#: Not in our zip: the Lambda Python runtime provides (and has compiled) the AWS SDK; the last two
-#: are artefacts of the development venv (certifi comes with requests, _distutils_hack with pip).
-NOT_SHIPPED = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six", "certifi",
-               "_distutils_hack")
+MODES = ("slipway", "bare", "ecs-deploy")
 
 
 def run() -> list[Result]:
-    section("cold start: fresh process, one ECR push event, vs bare boto3 making the same calls")
-    from bench.loopback import aws_account
+    section("cold start, paired rounds: Slipway vs bare boto3 (same calls) vs ecs-deploy")
+    from bench import peer
+    from bench.api_calls import machine
+    from bench.world import World
 
-    with aws_account() as account, tempfile.TemporaryDirectory() as tmp:
-        rounds = [_round(account, Path(tmp), i) for i in range(ROUNDS + 1)][1:]  # no warm-up
+    peer_python = peer.python_path()
+    precompile()
+    say(f"{machine()}; {ROUNDS} rounds after one warm-up, order rotating; everything precompiled")
+    with World() as world, tempfile.TemporaryDirectory() as tmp:
+        rounds = [_round(world, Path(tmp), i, peer_python) for i in range(ROUNDS + 1)][1:]
     results = _results(rounds)
-    _what_if(rounds)
-    _import_profile()
+    import_profile()
     return results
 
 
-def _round(account, tmp: Path, i: int) -> dict:
-    event = _push(account, i)
-    before = len(account.stub.requests)
-    slipway = _child(account, tmp, "slipway", {"event": event})
-    slipway["http"] = account.stub.requests[before:]
-    account.clear_tables()
-    bare = _child(account, tmp, "bare", {"calls": slipway["calls"]})
-    account.clear_tables()
-    what_if = _child(account, tmp, "slipway", {"event": _push(account, 1000 + i),
-                                               "shared_session": True})
-    account.clear_tables()
-    return {"slipway": slipway, "bare": bare, "what_if": what_if}
+def precompile() -> None:
+    """Byte-compile what both sides import (quiet; only what is stale is compiled)."""
+    for path in (ROOT / "app.py", ROOT / "chalicelib", Path(sysconfig.get_paths()["purelib"])):
+        if path.is_dir():
+            compileall.compile_dir(str(path), quiet=2)
+        else:
+            compileall.compile_file(str(path), quiet=2)
 
 
-def _what_if(rounds: list[dict]) -> None:
-    """Each round also ran Slipway's child with every boto3 client built from one Session (a
-    what-if, not the app's code): how much of the gap is the Session-per-client of aws.py."""
-    ready = statistics.median(p["what_if"]["ready_s"] for p in rounds)
-    ratio = statistics.median(p["what_if"]["ready_s"] / p["bare"]["ready_s"] for p in rounds)
-    clients = statistics.median(p["what_if"]["clients_s"] for p in rounds)
-    say(f"what-if, one boto3 Session for all clients (chalicelib/adapters/aws.py builds a new "
-        f"Session per client, which reloads botocore's data): ready {_ms(ready)}, "
-        f"{ratio:.2f}× bare (per-round median); building clients {_ms(clients)}")
+def _round(world, tmp: Path, i: int, peer_python: Path) -> dict:
+    from bench import peer
+
+    order = MODES[i % 3:] + MODES[:i % 3]
+    out: dict = {}
+    calls = None
+    for mode in order:
+        if mode == "slipway":
+            event = _push(world, i)
+            out["slipway"] = _child(world.env, tmp, [sys.executable, "-m", "bench._cold_child",
+                                                     "slipway"], {"event": event})
+            calls = out["slipway"]["calls"]
+        elif mode == "bare":
+            if calls is None:  # bare before Slipway this round: the previous round's calls
+                calls = getattr(world, "last_calls")
+            out["bare"] = _child(world.env, tmp, [sys.executable, "-m", "bench._cold_child",
+                                                  "bare"], {"calls": calls})
+        else:
+            out["ecs-deploy"] = _child(peer.child_env(world), tmp, [
+                str(peer_python), str(ROOT / "bench" / "_peer_child.py"), "first"],
+                {"cluster": "production-cluster", "service": SERVICE})
+        clear_tables(world)
+    world.last_calls = out["slipway"]["calls"]
+    return out
 
 
-def _import_profile(top: int = 6, runs: int = 3) -> None:
-    """``python -X importtime -c 'import app'``: the heaviest direct imports of app.py (best of
-    ``runs`` per module, since the machine is shared)."""
+def _push(world, i: int) -> dict:
+    from devstack.events import push_image
+
+    sha = f"{i:07x}"
+    _, events = push_image(world.client("ecr"), SERVICE, [sha, f"1.{i}.0-{sha}", "latest"],
+                           "123456789012", "us-east-1")
+    return events[0]
+
+
+def clear_tables(world) -> None:
+    """Back to the just-provisioned ledger (and idempotency store)."""
+    ddb = world.client("dynamodb")
+    for table in (world.env["SLIPWAY_TABLE"], world.env["SLIPWAY_IDEMPOTENCY_TABLE"]):
+        keys = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+        for page in ddb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                ddb.delete_item(TableName=table, Key={k: item[k] for k in keys})
+
+
+def _child(env: dict, tmp: Path, argv: list[str], job: dict) -> dict:
+    job_path, out_path = tmp / "job.json", tmp / "out.json"
+    job_path.write_text(json.dumps(job))
+    out_path.unlink(missing_ok=True)
+    argv = argv + [str(job_path)] + ([str(out_path)] if "bench._cold_child" in argv else [])
+    spawned = time.time()
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[-2]} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    if out_path.is_file():
+        out = json.loads(out_path.read_text())
+    else:
+        out = json.loads(done.stdout.split("RESULT ", 1)[1])
+    out["ready_s"] = out["done_at"] - spawned
+    return out
+
+
+# -- reporting -------------------------------------------------------------------------------------
+def _spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f}× (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def _ratios(rounds: list[dict], key: str, a: str, b: str) -> list[float]:
+    return [r[a][key] / r[b][key] for r in rounds]
+
+
+def _results(rounds: list[dict]) -> list[Result]:
+    ready = {m: [r[m]["ready_s"] for r in rounds] for m in MODES}
+    med = {m: statistics.median(v) for m, v in ready.items()}
+    cpu = {m: statistics.median(r[m]["cpu_s"] for r in rounds) for m in MODES}
+    imports = {m: statistics.median(r[m]["import_s"] for r in rounds) for m in MODES}
+    handles = {m: statistics.median(r[m]["handle_s"] for r in rounds) for m in MODES}
+    say("'ready' = spawn → handler returned (wall); 'CPU' = the child's CPU time until then "
+        "(steadier when the host is busy); medians:")
+    for m in MODES:
+        say(f"  {m:<10} ready {_ms(med[m])} (import {_ms(imports[m])} + work {_ms(handles[m])}), "
+            f"CPU {_ms(cpu[m])}; rounds {[_ms(v) for v in ready[m]]}")
+    table = {}
+    for key, label in (("ready_s", "ready"), ("cpu_s", "CPU")):
+        for a, b in (("slipway", "bare"), ("slipway", "ecs-deploy"), ("ecs-deploy", "bare")):
+            table[(key, a, b)] = values = _ratios(rounds, key, a, b)
+            say(f"{label:<5} {a} / {b}: {_spread(values)}")
+    first = rounds[0]["slipway"]
+    say(f"Slipway's handler answered {first['result']}; AWS calls replayed by bare: "
+        f"{len(first['calls'])} ({', '.join(sorted({c[1] for c in first['calls']}))})")
+    rss = statistics.median(r["slipway"]["maxrss_mb"] for r in rounds)
+    out = []
+    for key, label in (("ready_s", "wall"), ("cpu_s", "CPU")):
+        vs_bare, vs_peer = table[(key, "slipway", "bare")], table[(key, "slipway", "ecs-deploy")]
+        out.append(Result(f"cold {label}", statistics.median(vs_bare), BUDGET, "× bare",
+                          shown=f"{statistics.median(vs_bare):.2f}× bare "
+                                f"(min {min(vs_bare):.2f}, max {max(vs_bare):.2f})"))
+        out.append(Result(f"cold {label} peer", statistics.median(vs_peer), 1.0, "× ecs-deploy",
+                          shown=f"{statistics.median(vs_peer):.2f}× ecs-deploy "
+                                f"(min {min(vs_peer):.2f}, max {max(vs_peer):.2f})"))
+    out.append(Result("memory", rss, MEMORY_MB, "MB", shown=f"{rss:.0f} MB peak RSS"))
+    return out
+
+
+def import_profile(top: int = 12, runs: int = 3) -> list[tuple[str, float]]:
+    """``python -X importtime -c 'import app'``: the heaviest modules (cumulative, best of
+    ``runs``), as printed in docs/benchmarks.md."""
     best: dict[str, float] = {}
     for _ in range(runs):
         done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
         for line in done.stderr.splitlines():
-            if not line.startswith("import time:") or line.count("|") != 2:
+            if not line.startswith("import time:") or line.count("|") != 2 or "cumulative" in line:
                 continue
             _, cumulative, name = line.split("|")
-            if name.startswith("   ") and not name.startswith("    "):  # direct children of app
+            depth = (len(name) - len(name.lstrip())) // 2
+            if depth <= 2:  # app's imports and theirs
+                key = name.strip()
                 ms = int(cumulative) / 1000
-                best[name.strip()] = min(ms, best.get(name.strip(), ms))
-    heavy = ", ".join(f"{n} {ms:.0f} ms" for n, ms in sorted(best.items(), key=lambda kv: -kv[1])
-                      [:top])
-    say(f"heaviest imports of app.py (cumulative; the first importer pays, so bootstrap carries "
-        f"boto3): {heavy}")
-
-
-def _push(account, i: int) -> dict:
-    """Push a new image under three tags to moto's ECR; return the event of its first tag."""
-    from tests.integration.helpers import push_events, push_image
-
-    digest = push_image(account, SERVICE, TAGS)
-    event = push_events(SERVICE, digest, TAGS)[0]
-    event["id"] = f"bench-cold-{i}-{time.time_ns()}"
-    return event
-
-
-def _child(account, tmp: Path, mode: str, job: dict) -> dict:
-    job_path, out_path = tmp / f"{mode}.job.json", tmp / f"{mode}.out.json"
-    job_path.write_text(json.dumps(job))
-    spawned, started = time.time(), time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bench._cold_child", mode, str(job_path),
-                           str(out_path)], cwd=ROOT, env=account.env, capture_output=True,
-                          text=True, timeout=120)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    out = json.loads(out_path.read_text())
-    out["wall_s"] = wall
-    out["ready_s"] = out["done_at"] - spawned  # spawn → handler returned (what Lambda waits for)
-    out["exit_s"] = wall - out["ready_s"]  # writing the result and the interpreter's exit
-    out["log_lines"] = len(done.stdout.splitlines())
-    return out
-
-
-# -- reporting -------------------------------------------------------------------------------------
-KEYS = ("ready_s", "wall_s", "exit_s", "import_s", "handle_s", "maxrss_mb")
-
-
-def _results(rounds: list[dict]) -> list[Result]:
-    s = {k: statistics.median(p["slipway"][k] for p in rounds) for k in KEYS + ("clients_s",)}
-    b = {k: statistics.median(p["bare"][k] for p in rounds) for k in KEYS}
-    first = rounds[0]["slipway"]
-    ratio = s["ready_s"] / b["ready_s"]
-    paired = statistics.median(p["slipway"]["ready_s"] / p["bare"]["ready_s"] for p in rounds)
-    say(f"{len(rounds)} rounds (slipway, bare, what-if) after one warm-up; medians. 'ready' = "
-        "spawn → handler returned (what a cold Lambda makes its caller wait); 'exit' = the "
-        "interpreter's exit after it")
-    say(f"slipway: ready {_ms(s['ready_s'])} = start-up + import app {_ms(s['import_s'])} + "
-        f"handler {_ms(s['handle_s'])} (building boto3 clients {_ms(s['clients_s'])} of it); "
-        f"exit +{_ms(s['exit_s'])}; peak RSS {s['maxrss_mb']:.0f} MB")
-    say(f"bare:    ready {_ms(b['ready_s'])} = start-up + import boto3 {_ms(b['import_s'])} + "
-        f"calls {_ms(b['handle_s'])}; exit +{_ms(b['exit_s'])}; peak RSS {b['maxrss_mb']:.0f} MB")
-    say(f"ready slipway {[_ms(p['slipway']['ready_s']) for p in rounds]}")
-    say(f"ready bare    {[_ms(p['bare']['ready_s']) for p in rounds]}")
-    say(f"ratio of medians {ratio:.2f}×; median of per-round ratios {paired:.2f}×; "
-        f"spawn → exit {s['wall_s'] / b['wall_s']:.2f}× ({_ms(s['wall_s'])} vs {_ms(b['wall_s'])})")
-    _calls(first, rounds)
-    _shipped_modules(first)
-    return [
-        Result("cold_start", ratio, BUDGET, "× bare",
-               shown=f"{ratio:.2f}× ({_ms(s['ready_s'])} vs {_ms(b['ready_s'])})"),
-        Result("memory", s["maxrss_mb"], MEMORY_MB, "MB",
-               shown=f"{s['maxrss_mb']:.0f} MB peak RSS (bare {b['maxrss_mb']:.0f} MB)"),
-    ]
-
-
-def _calls(first: dict, rounds: list[dict]) -> None:
-    from bench.awscalls import Call, tally
-
-    calls = [Call(service, op, params, "run") for service, op, params in first["calls"]]
-    say(f"result: {first['result']}")
-    say(f"AWS calls replayed ({len(calls)}): {tally(calls)}")
-    errors = sorted({e for p in rounds for e in p["bare"]["errors"]})
-    if errors:
-        say(f"replay answered with errors (same round trip, counted as calls): {errors}")
-    say(f"besides AWS: {len(first['http'])} Slack/GitHub requests to the loopback stand-in "
-        f"({', '.join(sorted(set(first['http'])))}), {first['log_lines']} log lines")
-
-
-def _shipped_modules(first: dict) -> None:
-    """How many modules come from our zip (not the Lambda runtime, not the stdlib), and what
-    compiling them costs: Lambda cannot write .pyc files into /var/task, so a zip without them
-    compiles these on every cold start."""
-    ours = [f for f in first["modules"] if f.endswith(".py") and _shipped(f)]
-    sources = [(Path(path).read_text(encoding="utf-8"), path) for path in ours]
-    cost = min(_compile_all(sources) for _ in range(3))  # best of three: the machine is shared
-    groups: dict[str, int] = {}
-    for path in ours:
-        groups[_top(path)] = groups.get(_top(path), 0) + 1
-    say(f"modules imported from the deployment package: {len(ours)} "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(groups.items(), key=lambda kv: -kv[1]))}); "
-        f"compiling them from source takes {_ms(cost)} (paid per cold start: the zip has no .pyc)")
-
-
-def _compile_all(sources: list[tuple[str, str]]) -> float:
-    started = time.perf_counter()
-    for source, path in sources:
-        compile(source, path, "exec")
-    return time.perf_counter() - started
-
-
-def _shipped(path: str) -> bool:
-    if "/site-packages/" in path:
-        return _top(path) not in NOT_SHIPPED
-    return path.startswith(str(ROOT)) and _top(path) in ("app", "chalicelib")
-
-
-def _top(path: str) -> str:
-    rel = path.split("/site-packages/", 1)[1] if "/site-packages/" in path else \
-        str(Path(path).relative_to(ROOT)) if path.startswith(str(ROOT)) else path
-    return rel.split("/", 1)[0].removesuffix(".py")
+                best[key] = min(ms, best.get(key, ms))
+    heavy = sorted(best.items(), key=lambda kv: -kv[1])[:top]
+    say("import profile of `import app` (cumulative ms, best of 3): "
+        + ", ".join(f"{n} {ms:.0f}" for n, ms in heavy))
+    return heavy
 
 
 def _ms(seconds: float) -> str:

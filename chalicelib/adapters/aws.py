@@ -34,6 +34,20 @@ def client(name: str):
         return _session().client(name, region_name=region, config=RETRIES)
 
 
+class Lazy:
+    """``client(name)``, built on first use: a handler never pays for loading the model of a
+    service it does not call (the ECR push handler never sends to SQS)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(client(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"aws.Lazy({self._name!r})"
+
+
 def reset() -> None:
     """Forget cached clients and the session (tests that change the endpoint)."""
     client.cache_clear()

@@ -64,10 +64,10 @@ def deps() -> Deps:
 
     d = Deps(
         config=cfg,
-        ledger=DynamoLedger(aws.client("dynamodb"), _env("SLIPWAY_TABLE")),
-        ecs=Ecs(aws.client("ecs"), aws.client("ecr")),
+        ledger=DynamoLedger(aws.Lazy("dynamodb"), _env("SLIPWAY_TABLE")),
+        ecs=Ecs(aws.Lazy("ecs"), aws.Lazy("ecr")),
         notifier=FanOut(LogNotifier()),
-        dispatcher=SqsDispatcher(aws.client("sqs"), _env("SLIPWAY_QUEUE_URL")),
+        dispatcher=SqsDispatcher(aws.Lazy("sqs"), _env("SLIPWAY_QUEUE_URL")),
         secrets=functools.partial(load_secret, _env("SLIPWAY_SECRET_ID")),
         settings=settings(),
     )
