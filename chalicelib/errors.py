@@ -7,6 +7,7 @@
     ├── NotFound          404  unknown deployment or service
     ├── Conflict          409  wrong state: already decided, superseded, expired, locked
     │   └── ConcurrentUpdate   someone else wrote first (optimistic lock lost)
+    ├── Throttled         503  AWS throttled us after retries; nothing changed (+ Retry-After)
     └── ConfigError       500-at-load  services.toml is invalid (never raised per request)
 
 Domain errors become HTTP statuses in exactly one place: ``chalicelib.entrypoints.http``.
@@ -66,6 +67,15 @@ class ConcurrentUpdate(Conflict):
     """Another writer changed the item first; re-read and decide again."""
 
     code = "concurrent_update"
+
+
+class Throttled(SlipwayError):
+    """AWS (the ledger) kept throttling after retries with backoff; nothing was changed.
+    Not a conflict: the same request will work shortly (HTTP 503 with ``Retry-After``)."""
+
+    status = 503
+    code = "throttled"
+    retry_after = 5  # seconds
 
 
 class ConfigError(SlipwayError):

@@ -1,21 +1,32 @@
-"""The ledger on DynamoDB: optimistic locking on ``lock_version``, dedupe and pointers in one
-transaction, a per-service lock item while ECS works for a deployment.
+"""The ledger on DynamoDB: optimistic locking on ``lock_version``; dedupe keys, pointers and the
+service's head item written in the same transaction as the deployment they belong to.
+
+Everything a decision depends on is a strongly consistent read of a base-table item, never of a
+global secondary index (GSIs are eventually consistent in AWS): the deployment, its dedupe key, and
+the service's head item ``svc#<service>`` (lock holder, unfinished deployments, newest pushed
+image, pruning owed, and its own version ``hv``). The GSIs serve only listings for people.
 
 Timeline of a double click (two writers read version 3):
     A: Put dep#x IF lock_version = 3  → ok, now 4
     B: Put dep#x IF lock_version = 3  → ConditionalCheckFailed → ConcurrentUpdate (B re-reads, sees
        the decision A made, and answers 409)
+Timeline of two pushes of one service decided at once (both read head version 7):
+    A: Put dep#a, key#a; Update svc IF hv = 7 (+ supersede the pending older one) → ok, hv 8
+    B: Put dep#b, key#b; Update svc IF hv = 7 → cancelled → B re-reads the head and decides again
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.tables import ACTIVE, BY_SERVICE, BY_TIME
-from chalicelib.domain.model import Deployment
+from chalicelib.adapters.ledger_retry import call, cancel_reasons
+from chalicelib.adapters.tables import BY_SERVICE, BY_TIME
+from chalicelib.domain.model import Deployment, Head, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
+
+ANY = object()  # create(..., expect_head=ANY): do not check the head's version
 
 
 def _s(value: str) -> dict:
@@ -31,111 +42,204 @@ class DynamoLedger:
         self._db = client
         self._table = table
 
-    # -- deployments --------------------------------------------------------------------------
+    # -- items ----------------------------------------------------------------------------------
     def _item(self, dep: Deployment) -> dict:
-        item = {
+        return {
             "pk": _s(f"dep#{dep.id}"), "body": _s(json.dumps(dep.to_item(), sort_keys=True)),
             "lock_version": {"N": str(dep.lock_version)}, "state": _s(dep.state.value),
             "gsi_service": _s(dep.service), "gsi_all": _s("deployment"),
             "created_key": _s(_created_key(dep)),
         }
-        if not dep.state.terminal:
-            item["gsi_active"] = _s("active")
-        return item
 
-    def _lock(self, dep: Deployment) -> dict:
-        return {"Put": {
-            "TableName": self._table,
-            "Item": {"pk": _s(f"lock#{dep.service}"), "dep": _s(dep.id)},
-            "ConditionExpression": "attribute_not_exists(pk) OR dep = :d",
-            "ExpressionAttributeValues": {":d": _s(dep.id)},
-        }}
+    def _pointer(self, pointer: str, dep: Deployment, condition: str | None = None) -> dict:
+        item = {"pk": _s(pointer), "dep": _s(dep.id)}
+        if dep.tags:
+            item["tags"] = {"SS": sorted(dep.tags)}
+        put: dict = {"TableName": self._table, "Item": item}
+        if condition:
+            put["ConditionExpression"] = condition
+        return {"Put": put}
 
-    def _write(self, dep: Deployment, items: list[dict]) -> None:
-        """Run one transaction; a failed service-lock condition becomes a 'service_locked' 409."""
+    def _head_update(self, dep: Deployment, *, opened: Iterable[str] = (),
+                     closed: Iterable[str] = (), expect: Any = ANY, newest: bool = False,
+                     prune: str | None = None) -> dict | None:
+        """The change ``dep``'s write makes to its service's head item, or None. Each unfinished
+        deployment is its own attribute (``o_<id>``), so one write can add one and drop others."""
+        sets, removes, conditions = ["hv = if_not_exists(hv, :zero) + :one"], [], []
+        names: dict = {}
+        values: dict = {":zero": {"N": "0"}, ":one": {"N": "1"}}
+        for n, dep_id in enumerate(opened):
+            names[f"#o{n}"] = f"o_{dep_id}"
+            sets.append(f"#o{n} = :t")
+            values[":t"] = {"BOOL": True}
+        for n, dep_id in enumerate(closed):
+            names[f"#c{n}"] = f"o_{dep_id}"
+            removes.append(f"#c{n}")
+        lock = dep.busy or dep.releases_lock
         if dep.busy:
-            items.append(self._lock(dep))
-        try:
-            self._db.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if dep.busy and reasons[-1:] == ["ConditionalCheckFailed"] \
-                    and "ConditionalCheckFailed" not in reasons[:-1]:
-                holder = self.lock_holder(dep.service)
-                raise Conflict(f"{dep.service} is busy with deployment {holder}; "
-                               "try again when it has finished", code="service_locked") from exc
-            raise ConcurrentUpdate(f"deployment {dep.id} changed meanwhile") from exc
+            sets.append("#lock = :d")
+        elif dep.releases_lock:
+            removes.append("#lock")
+        if lock:
+            names["#lock"] = "lock"
+            values[":d"] = _s(dep.id)
+            conditions.append("(attribute_not_exists(#lock) OR #lock = :d)")
+        if newest:
+            sets.append("newest = :newest")
+            values[":newest"] = _s(json.dumps(order_fields(dep), sort_keys=True))
+        if prune:
+            sets.append("#p = :family")
+            names["#p"] = f"prune_{prune}"
+            values[":family"] = _s(prune)
+        if len(sets) == 1 and not removes and expect is ANY:
+            return None
+        if expect is not ANY:
+            values[":hv"] = {"N": str(expect)}
+            conditions.append("hv = :hv" if expect else "attribute_not_exists(hv)")
+            if not expect:
+                values.pop(":hv")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        update = {"TableName": self._table, "Key": {"pk": _s(f"svc#{dep.service}")},
+                  "UpdateExpression": expression, "ExpressionAttributeValues": values}
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if conditions:
+            update["ConditionExpression"] = " AND ".join(conditions)
+        return {"Update": update, "_lock": lock}
 
-    def create(self, dep: Deployment, key: str) -> tuple[Deployment, bool]:
-        dep.lock_version = 1
+    def _write(self, dep: Deployment, items: list[dict], head: dict | None) -> None:
+        """Write ``items`` (+ the head update) atomically; turn refusals into the port's errors."""
+        locked_at = None
+        if head is not None:
+            locked_at = len(items) if head.pop("_lock") else None
+            items = items + [head]
         try:
-            self._write(dep, [
-                {"Put": {"TableName": self._table, "Item": {"pk": _s(key), "dep": _s(dep.id)},
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self._table, "Item": self._item(dep),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-            ])
-            return dep, True
+            if len(items) == 1 and "Put" in items[0]:
+                call(self._db.put_item, **items[0]["Put"])
+            else:
+                call(self._db.transact_write_items, TransactItems=items)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(f"deployment {dep.id} changed meanwhile") from exc
+            if code != "TransactionCanceledException":
+                raise
+            reasons = cancel_reasons(exc)
+            failed = [i for i, r in enumerate(reasons) if r == "ConditionalCheckFailed"]
+            if locked_at is not None and failed == [locked_at]:
+                holder = self.lock_holder(dep.service)
+                if holder != dep.id:
+                    raise Conflict(f"{dep.service} is busy with deployment {holder}; "
+                                   "try again when it has finished", code="service_locked") from exc
+            raise ConcurrentUpdate(f"deployment {dep.id} changed meanwhile",
+                                   code="concurrent_update") from exc
+
+    # -- deployments ------------------------------------------------------------------------------
+    def create(self, dep: Deployment, key: str, *, expect_head: Any = ANY,
+               also: Iterable[Deployment] = ()) -> tuple[Deployment, bool]:
+        """Store ``dep`` (and its dedupe ``key``) unless the key exists; with ``expect_head``, only
+        if the service's head is still at that version; ``also`` are other deployments of the same
+        service saved in the same transaction (the older pending ones a newer push supersedes)."""
+        dep.lock_version = 1
+        newest = dep.kind != "rollback" and not dep.state.terminal
+        items = [self._pointer(key, dep, "attribute_not_exists(pk)"),
+                 {"Put": {"TableName": self._table, "Item": self._item(dep),
+                          "ConditionExpression": "attribute_not_exists(pk)"}}]
+        others = list(also)
+        items += [self._versioned_put(other) for other in others]
+        head = self._head_update(dep, opened=() if dep.state.terminal else (dep.id,),
+                                 closed=[o.id for o in others if o.finishes],
+                                 expect=expect_head, newest=newest)
+        try:
+            self._write(dep, items, head)
         except ConcurrentUpdate:
-            pass
-        existing = self.find(key)
-        if existing is None:  # the winner's transaction is atomic, so this cannot happen
-            raise ConcurrentUpdate(f"deployment for {key} is being created; retry")
-        return existing, False
+            existing = self.find(key)
+            if existing is None:  # the head moved on, or an older one changed: decide again
+                dep.lock_version = 0
+                raise
+            return existing, existing.id == dep.id  # our own write landed, its answer was lost
+        for other in others:
+            other.lock_version += 1
+            other.releases_lock = other.finishes = False
+        return dep, True
+
+    def _versioned_put(self, dep: Deployment) -> dict:
+        return {"Put": {"TableName": self._table, "Item": self._item(
+            _bumped(dep)), "ConditionExpression": "lock_version = :v",
+            "ExpressionAttributeValues": {":v": {"N": str(dep.lock_version)}}}}
 
     def get(self, dep_id: str) -> Deployment | None:
-        got = self._db.get_item(TableName=self._table, Key={"pk": _s(f"dep#{dep_id}")},
-                                ConsistentRead=True)
+        got = call(self._db.get_item, TableName=self._table, Key={"pk": _s(f"dep#{dep_id}")},
+                   ConsistentRead=True)
         item = got.get("Item")
         return Deployment.from_item(json.loads(item["body"]["S"])) if item else None
 
-    def save(self, dep: Deployment, pointers: tuple[str, ...] = ()) -> None:
+    def save(self, dep: Deployment, pointers: tuple[str, ...] = (), *,
+             prune: str | None = None) -> None:
         expected = dep.lock_version
-        dep.lock_version = expected + 1
-        items: list[dict] = [{"Put": {
-            "TableName": self._table, "Item": self._item(dep),
-            "ConditionExpression": "lock_version = :v",
-            "ExpressionAttributeValues": {":v": {"N": str(expected)}},
-        }}]
-        items += [{"Put": {"TableName": self._table, "Item": {"pk": _s(p), "dep": _s(dep.id)}}}
-                  for p in pointers]
-        if dep.releases_lock:  # in the same transaction: a finished deployment never keeps it
-            items.append({"Delete": {
-                "TableName": self._table, "Key": {"pk": _s(f"lock#{dep.service}")},
-                "ConditionExpression": "attribute_not_exists(pk) OR dep = :d",
-                "ExpressionAttributeValues": {":d": _s(dep.id)},
-            }})
+        items: list[dict] = [self._versioned_put(dep)]
+        items += [self._pointer(p, dep) for p in pointers]
+        head = self._head_update(dep, closed=(dep.id,) if dep.finishes else (), prune=prune)
         try:
-            self._write(dep, items)
+            self._write(dep, items, head)
         except Exception:
             dep.lock_version = expected
             raise
-        dep.releases_lock = False
+        dep.lock_version = expected + 1
+        dep.releases_lock = dep.finishes = False
 
     def release_lock(self, service: str, dep_id: str) -> None:
         """Free ``service`` if (and only if) ``dep_id`` still holds it."""
         try:
-            self._db.delete_item(TableName=self._table, Key={"pk": _s(f"lock#{service}")},
-                                 ConditionExpression="dep = :d",
-                                 ExpressionAttributeValues={":d": _s(dep_id)})
+            call(self._db.update_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
+                 UpdateExpression="REMOVE #lock SET hv = if_not_exists(hv, :one) + :one",
+                 ConditionExpression="#lock = :d", ExpressionAttributeNames={"#lock": "lock"},
+                 ExpressionAttributeValues={":d": _s(dep_id), ":one": {"N": "1"}})
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
     def find(self, pointer: str) -> Deployment | None:
-        got = self._db.get_item(TableName=self._table, Key={"pk": _s(pointer)}, ConsistentRead=True)
+        seen = self.seen(pointer)
+        return self.get(seen[0]) if seen else None
+
+    def seen(self, pointer: str) -> tuple[str, list[str]] | None:
+        """(deployment id, its tags when last written) of a dedupe key or pointer: one read."""
+        got = call(self._db.get_item, TableName=self._table, Key={"pk": _s(pointer)},
+                   ConsistentRead=True)
         item = got.get("Item")
-        return self.get(item["dep"]["S"]) if item else None
+        return (item["dep"]["S"], sorted(item.get("tags", {}).get("SS", []))) if item else None
+
+    def head(self, service: str) -> Head:
+        got = call(self._db.get_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
+                   ConsistentRead=True)
+        item = got.get("Item") or {}
+        return Head(service=service, version=int(item.get("hv", {}).get("N", "0")),
+                    lock=item.get("lock", {}).get("S"),
+                    open={k[2:] for k in item if k.startswith("o_")},
+                    newest=json.loads(item["newest"]["S"]) if "newest" in item else None,
+                    prune={v["S"] for k, v in item.items() if k.startswith("prune_")})
 
     def lock_holder(self, service: str) -> str | None:
-        got = self._db.get_item(TableName=self._table, Key={"pk": _s(f"lock#{service}")},
-                                ConsistentRead=True)
-        return got["Item"]["dep"]["S"] if "Item" in got else None
+        return self.head(service).lock
+
+    def unfinished(self, services: Iterable[str]) -> list[Deployment]:
+        """The unfinished deployments of ``services``, from their head items (strong reads)."""
+        out = []
+        for service in services:
+            for dep_id in sorted(self.head(service).open):
+                dep = self.get(dep_id)
+                if dep is not None and not dep.state.terminal:
+                    out.append(dep)
+        return out
+
+    def prune_done(self, service: str, family: str) -> None:
+        call(self._db.update_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
+             UpdateExpression="REMOVE #p", ExpressionAttributeNames={"#p": f"prune_{family}"})
 
     def list(self, service: str | None = None, state: str | None = None,
              limit: int = 50) -> list[Deployment]:
+        """Newest first, from a GSI: for people and views only (eventually consistent)."""
         index, key, value = (BY_SERVICE, "gsi_service", service) if service else \
             (BY_TIME, "gsi_all", "deployment")
         kwargs: dict[str, Any] = {
@@ -146,19 +250,9 @@ class DynamoLedger:
             kwargs["FilterExpression"] = "#s = :s"
             kwargs["ExpressionAttributeNames"] = {"#s": "state"}
             kwargs["ExpressionAttributeValues"][":s"] = _s(state)
-        return self._query(kwargs, limit)
-
-    def unfinished(self) -> list[Deployment]:
-        return self._query({
-            "TableName": self._table, "IndexName": ACTIVE,
-            "KeyConditionExpression": "gsi_active = :a",
-            "ExpressionAttributeValues": {":a": _s("active")},
-        }, limit=10_000)
-
-    def _query(self, kwargs: dict, limit: int) -> list[Deployment]:
         out: list[Deployment] = []
         while len(out) < limit:
-            page = self._db.query(**kwargs)
+            page = call(self._db.query, **kwargs)
             out += [Deployment.from_item(json.loads(i["body"]["S"])) for i in page["Items"]]
             if "LastEvaluatedKey" not in page:
                 break
@@ -167,14 +261,24 @@ class DynamoLedger:
 
     # -- jobs ---------------------------------------------------------------------------------
     def get_job(self, name: str) -> dict | None:
-        got = self._db.get_item(TableName=self._table, Key={"pk": _s(f"job#{name}")},
-                                ConsistentRead=True)
+        got = call(self._db.get_item, TableName=self._table, Key={"pk": _s(f"job#{name}")},
+                   ConsistentRead=True)
         return json.loads(got["Item"]["body"]["S"]) if "Item" in got else None
 
     def put_job(self, name: str, job: dict | None) -> None:
         key = {"pk": _s(f"job#{name}")}
         if job is None:
-            self._db.delete_item(TableName=self._table, Key=key)
+            call(self._db.delete_item, TableName=self._table, Key=key)
         else:
-            self._db.put_item(TableName=self._table,
-                              Item={**key, "body": _s(json.dumps(job, sort_keys=True))})
+            call(self._db.put_item, TableName=self._table,
+                 Item={**key, "body": _s(json.dumps(job, sort_keys=True))})
+
+
+def _bumped(dep: Deployment) -> Deployment:
+    """The item as stored after this write: one version up."""
+    import copy
+
+    out = copy.copy(dep)
+    out.lock_version = dep.lock_version + 1
+    return out
+

@@ -3,32 +3,72 @@ from __future__ import annotations
 
 import copy
 import threading
+from typing import Any, Iterable
 
-from chalicelib.domain.model import Deployment
+from chalicelib.domain.model import Deployment, Head, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
+
+ANY = object()
 
 
 class MemoryLedger:
     def __init__(self) -> None:
         self._deps: dict[str, dict] = {}
-        self._pointers: dict[str, str] = {}
-        self._locks: dict[str, str] = {}
+        self._pointers: dict[str, tuple[str, list[str]]] = {}
+        self._heads: dict[str, Head] = {}
         self._jobs: dict[str, dict] = {}
-        self._mutex = threading.Lock()
+        self._mutex = threading.RLock()
 
-    def create(self, dep: Deployment, key: str) -> tuple[Deployment, bool]:
+    def _head(self, service: str) -> Head:
+        return self._heads.setdefault(service, Head(service=service))
+
+    def _check_lock(self, dep: Deployment) -> None:
+        holder = self._head(dep.service).lock
+        if (dep.busy or dep.releases_lock) and holder not in (None, dep.id):
+            raise Conflict(f"{dep.service} is busy with deployment {holder}; "
+                           "try again when it has finished", code="service_locked")
+
+    def _apply_head(self, dep: Deployment, head: Head) -> bool:
+        changed = False
+        if dep.busy:
+            head.lock, changed = dep.id, True
+        if dep.finishes:
+            head.open.discard(dep.id)
+            if dep.releases_lock and head.lock == dep.id:
+                head.lock = None
+            changed = True
+        return changed
+
+    def create(self, dep: Deployment, key: str, *, expect_head: Any = ANY,
+               also: Iterable[Deployment] = ()) -> tuple[Deployment, bool]:
         with self._mutex:
             if key in self._pointers:
-                return self._load(self._pointers[key]), False
-            holder = self._locks.get(dep.service)
-            if dep.busy and holder not in (None, dep.id):
-                raise Conflict(f"{dep.service} is busy with deployment {holder}; "
-                               "try again when it has finished", code="service_locked")
-            if dep.busy:
-                self._locks[dep.service] = dep.id
+                return self._load(self._pointers[key][0]), False
+            head = self._head(dep.service)
+            others = list(also)
+            if expect_head is not ANY and head.version != expect_head:
+                raise ConcurrentUpdate(f"the head of {dep.service} changed meanwhile")
+            for other in others:
+                stored = self._deps.get(other.id)
+                if stored is None or stored["lock_version"] != other.lock_version:
+                    raise ConcurrentUpdate(f"deployment {other.id} changed meanwhile")
+            self._check_lock(dep)
             dep.lock_version = 1
-            self._pointers[key] = dep.id
-            self._deps[dep.id] = dep.to_item()
+            self._pointers[key] = (dep.id, sorted(dep.tags))
+            self._deps[dep.id] = copy.deepcopy(dep.to_item())
+            if not dep.state.terminal:
+                head.open.add(dep.id)
+                if dep.kind != "rollback":
+                    head.newest = order_fields(dep)
+            if dep.busy:
+                head.lock = dep.id
+            for other in others:
+                other.lock_version += 1
+                self._deps[other.id] = copy.deepcopy(other.to_item())
+                if other.finishes:
+                    head.open.discard(other.id)
+                other.releases_lock = other.finishes = False
+            head.version += 1
             return dep, True
 
     def _load(self, dep_id: str) -> Deployment | None:
@@ -39,37 +79,60 @@ class MemoryLedger:
         with self._mutex:
             return self._load(dep_id)
 
-    def save(self, dep: Deployment, pointers: tuple[str, ...] = ()) -> None:
+    def save(self, dep: Deployment, pointers: tuple[str, ...] = (), *,
+             prune: str | None = None) -> None:
         with self._mutex:
             stored = self._deps.get(dep.id)
             if stored is None or stored["lock_version"] != dep.lock_version:
                 raise ConcurrentUpdate(f"deployment {dep.id} changed meanwhile")
-            holder = self._locks.get(dep.service)
-            if dep.busy and holder not in (None, dep.id):
-                raise Conflict(f"{dep.service} is busy with deployment {holder}; "
-                               "try again when it has finished", code="service_locked")
+            self._check_lock(dep)
             dep.lock_version += 1
             self._deps[dep.id] = copy.deepcopy(dep.to_item())
             for pointer in pointers:
-                self._pointers[pointer] = dep.id
-            if dep.busy:
-                self._locks[dep.service] = dep.id
-            elif dep.state.terminal and holder == dep.id:
-                del self._locks[dep.service]
-            dep.releases_lock = False
+                self._pointers[pointer] = (dep.id, sorted(dep.tags))
+            head = self._head(dep.service)
+            if self._apply_head(dep, head) or prune:
+                head.version += 1
+            if prune:
+                head.prune.add(prune)
+            dep.releases_lock = dep.finishes = False
 
     def release_lock(self, service: str, dep_id: str) -> None:
         with self._mutex:
-            if self._locks.get(service) == dep_id:
-                del self._locks[service]
+            head = self._head(service)
+            if head.lock == dep_id:
+                head.lock = None
+                head.version += 1
 
     def find(self, pointer: str) -> Deployment | None:
         with self._mutex:
-            dep_id = self._pointers.get(pointer)
-            return self._load(dep_id) if dep_id else None
+            seen = self._pointers.get(pointer)
+            return self._load(seen[0]) if seen else None
+
+    def seen(self, pointer: str) -> tuple[str, list[str]] | None:
+        with self._mutex:
+            seen = self._pointers.get(pointer)
+            return (seen[0], list(seen[1])) if seen else None
+
+    def head(self, service: str) -> Head:
+        with self._mutex:
+            return copy.deepcopy(self._head(service))
 
     def lock_holder(self, service: str) -> str | None:
-        return self._locks.get(service)
+        return self.head(service).lock
+
+    def unfinished(self, services: Iterable[str]) -> list[Deployment]:
+        out = []
+        for service in services:
+            for dep_id in sorted(self.head(service).open):
+                dep = self.get(dep_id)
+                if dep is not None and not dep.state.terminal:
+                    out.append(dep)
+        return out
+
+    def prune_done(self, service: str, family: str) -> None:
+        with self._mutex:
+            self._head(service).prune.discard(family)
 
     def list(self, service: str | None = None, state: str | None = None,
              limit: int = 50) -> list[Deployment]:
@@ -79,9 +142,6 @@ class MemoryLedger:
                 and (not state or d.state.value == state)]
         deps.sort(key=lambda d: (d.created_at, d.id), reverse=True)
         return deps[:limit]
-
-    def unfinished(self) -> list[Deployment]:
-        return [d for d in self.list(limit=10**9) if not d.state.terminal]
 
     def get_job(self, name: str) -> dict | None:
         return copy.deepcopy(self._jobs.get(name))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -101,9 +101,11 @@ class Deployment:
     timeline: list[dict] = dataclasses.field(default_factory=list)
     notifications: dict = dataclasses.field(default_factory=dict)
     claims: dict = dataclasses.field(default_factory=dict)  # ECS step → when a worker claimed it
+    attempts: dict = dataclasses.field(default_factory=dict)  # ECS step → {"n", "error"} so far
     lock_version: int = 0
     changes: list[str] = dataclasses.field(default_factory=list, compare=False)
     releases_lock: bool = dataclasses.field(default=False, compare=False)  # busy → finished
+    finishes: bool = dataclasses.field(default=False, compare=False)  # → terminal in this write
 
     # -- decisions ---------------------------------------------------------------------------
     def transition(self, to: State, note: str, at: datetime) -> None:
@@ -114,6 +116,8 @@ class Deployment:
             )
         if self.state in BUSY and to.terminal:
             self.releases_lock = True  # the ledger frees the service in the same write
+        if to.terminal:
+            self.finishes = True  # ... and drops it from the service's unfinished deployments
         self.state = to
         self.state_since = iso(at)
         if to.terminal:
@@ -157,24 +161,66 @@ class Deployment:
     # -- persistence -------------------------------------------------------------------------
     def to_item(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data.pop("changes")
-        data.pop("releases_lock")
+        for transient in TRANSIENT:
+            data.pop(transient)
         data["state"] = self.state.value
         return data
 
     @classmethod
     def from_item(cls, data: dict[str, Any]) -> "Deployment":
-        names = {f.name for f in dataclasses.fields(cls)} - {"changes", "releases_lock"}
+        names = {f.name for f in dataclasses.fields(cls)} - set(TRANSIENT)
         values = {k: v for k, v in data.items() if k in names}
         values["state"] = State(values["state"])
         return cls(**values)
 
 
-def push_order(dep: "Deployment") -> tuple[datetime, datetime]:
-    """Which image is newer: ECR's push time when known, else when Slipway heard of it (both
-    compared as instants, whatever their UTC offsets)."""
-    heard = parse_iso(dep.created_at)
-    return (parse_iso(dep.pushed_at) if dep.pushed_at else heard), heard
+#: What a write tells the ledger without storing it.
+TRANSIENT = ("changes", "releases_lock", "finishes")
+_MIN = "0000-00-00T00:00:00"
+
+
+def version_key(version: str | None) -> tuple:
+    """Semantic-version order: 1.10.0 > 1.9.0 > 1.9.0-rc.2 > 1.9.0-rc.1; no version sorts first.
+    Numeric parts compare as numbers, other parts as text after numbers (as SemVer 2.0 says)."""
+    if not version:
+        return (0,)
+    core, _, _build = version.lstrip("vV").partition("+")
+    core, dash, pre = core.partition("-")
+
+    def parts(text: str) -> tuple:
+        return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in text.split("."))
+
+    return (1, parts(core), 0 if dash else 1, parts(pre) if dash else ())
+
+
+def push_order(dep: "Deployment | dict") -> tuple:
+    """Which image is newer, decided by the build itself and never by arrival: ECR's push time
+    (``imagePushedAt``, compared as an instant), then the semantic version in the tag (push times
+    can tie: moto keeps whole seconds), then the digest (any fixed order beats a coin toss)."""
+    get = dep.get if isinstance(dep, dict) else lambda k: getattr(dep, k)
+    pushed = get("pushed_at")
+    instant = parse_iso(pushed).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") \
+        if pushed else _MIN
+    return instant, version_key(get("version")), get("image_digest") or ""
+
+
+def order_fields(dep: "Deployment") -> dict:
+    """What the service's head item keeps of its newest image (enough for ``push_order``)."""
+    return {"id": dep.id, "pushed_at": dep.pushed_at, "version": dep.version,
+            "image_digest": dep.image_digest, "image_tag": dep.image_tag}
+
+
+@dataclasses.dataclass
+class Head:
+    """One per service, read strongly consistently: who holds the service's lock, which of its
+    deployments are unfinished, the newest image pushed for it, and pruning still owed."""
+
+    service: str
+    version: int = 0  # bumped by every write that changes the head (optimistic check)
+    lock: str | None = None
+    open: set = dataclasses.field(default_factory=set)
+    newest: dict | None = None  # order_fields of the newest pushed image
+    prune: set = dataclasses.field(default_factory=set)  # families owed a pruning pass
 
 
 def parse_iso(value: str) -> datetime:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from chalice import Response
 
-from chalicelib.errors import BadRequest, SlipwayError
+from chalicelib.errors import BadRequest, SlipwayError, Throttled
 
 log = logging.getLogger("slipway.http")
 JSON = {"Content-Type": "application/json"}
@@ -106,8 +106,11 @@ def secured(response: Response) -> Response:
 
 def contract_error(response: Response, path: str) -> Response:
     """Chalice answers a wrong method or content type itself, as ``{"Code", "Message"}``: give
-    those the contract's shape (``{"error", "message"}``; an HTML page under /approvals)."""
+    those the contract's shape (``{"error", "message"}``; an HTML page under /approvals). Every
+    503 (AWS throttled us; nothing changed) gets ``Retry-After``."""
     body = response.body
+    if response.status_code == Throttled.status:  # every 503 says when to come back
+        response.headers = {**(response.headers or {}), "Retry-After": str(Throttled.retry_after)}
     if response.status_code < 400 or not isinstance(body, dict) or "Code" not in body:
         return response
     code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower().removesuffix("_error")

@@ -1,6 +1,7 @@
 """An image was pushed: create (at most) one deployment per (service, digest) and ask for approval."""
 from __future__ import annotations
 
+import copy
 import logging
 
 from chalicelib.config import ServiceConfig
@@ -9,11 +10,13 @@ from chalicelib.domain.model import Deployment, State, iso, new_id, push_order
 from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
 from chalicelib.service import freezes
-from chalicelib.service.deps import Deps, finish, retrying
+from chalicelib.service.deps import Deps, retrying
 from chalicelib.service.events import ImagePushed, image_pushed
 from chalicelib.service.ports import NOT_SENT, AwsError
 
 log = logging.getLogger("slipway.intake")
+SUPERSEDED_UNTOLD = "superseded; not told yet"
+GONE = frozenset({"ImageNotFoundException", "RepositoryNotFoundException"})
 
 
 def on_image_pushed(deps: Deps, event: object) -> list[str]:
@@ -31,31 +34,79 @@ def on_image_pushed(deps: Deps, event: object) -> list[str]:
 
 def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
     key = f"key#{svc.name}#{push.digest}"
-    existing = deps.ledger.find(key)
-    if existing is not None:
-        return _merge_tag(deps, existing, push.tag)
+    seen = deps.ledger.seen(key)
+    if seen is not None:
+        return _merge_tag(deps, seen, push.tag)
     if not may_deploy(push.tag, svc.deploy_tags):
         return f"ignored: tag {push.tag!r} does not start deployments of {svc.name}"
-    dep = _plan(deps, svc, push)
-    stored, created = deps.ledger.create(dep, key)
+    planned = _plan(deps, svc, push)
+    if planned is None:
+        return f"ignored: {push.digest} is no longer in {push.repository}"
+    stored, created, older = _create_newest_wins(deps, planned, key)
     if not created:
-        return _merge_tag(deps, stored, push.tag)
-    _supersede_older(deps, stored)  # before anyone is asked to approve an image already outdone
-    stored = deps.load(stored.id)
+        return _merge_tag(deps, (stored.id, stored.tags), push.tag)
+    for done in older:  # the pending deployments this push superseded, in the same write
+        changes, done.changes = done.changes, []
+        deps.tell(done, changes)
     deps.tell(stored, ["CREATED"] + ([stored.state.value] if stored.state.terminal else []))
     if not svc.approval.required and stored.state is State.PENDING_APPROVAL:
         auto_approve(deps, stored.id)
     return f"created {stored.id}"
 
 
-def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
-    """Read the service once and decide exactly what will be registered, so approvers see it."""
+def _create_newest_wins(deps: Deps, planned: Deployment,
+                        key: str) -> tuple[Deployment, bool, list[Deployment]]:
+    """Only the newest *pushed* image goes on (``push_order``: ECR's push time, then the version,
+    then the digest; never arrival). Decided against the service's head item and written in ONE
+    transaction conditional on it: the new deployment, and every older pending one it supersedes.
+    An older build heard of last is created SUPERSEDED. Nothing can be left half-done: a failed
+    write changes nothing and the event is retried; a lost answer is recognised by the id."""
+    svc = deps.service(planned.service)
+
+    def step() -> tuple[Deployment, bool, list[Deployment]]:
+        dep = copy.deepcopy(planned)
+        head = deps.ledger.head(dep.service)
+        now = deps.clock()
+        newest = head.newest
+        older: list[Deployment] = []
+        if newest and newest.get("id") != dep.id and push_order(newest) > push_order(dep):
+            dep.reason = (f"superseded by {newest.get('id')} ({newest.get('image_tag')}), "
+                          "pushed later")
+            dep.transition(State.SUPERSEDED, dep.reason, now)
+        else:
+            for other_id in sorted(head.open):
+                other = deps.ledger.get(other_id)
+                if other is None or other.kind == "rollback" \
+                        or other.state is not State.PENDING_APPROVAL:
+                    continue  # approved or running: it finishes, then this one waits its turn
+                other.reason = f"superseded by {dep.id} ({dep.image_tag})"
+                other.transition(State.SUPERSEDED, other.reason, now)
+                pending = other.notifications.setdefault("pending", {})
+                for channel in _channels(deps, svc):  # write-ahead: re-synced if we die now
+                    pending.setdefault(channel, SUPERSEDED_UNTOLD)
+                older.append(other)
+        stored, created = deps.ledger.create(dep, key, expect_head=head.version, also=older)
+        return stored, created, older if created else []
+
+    return retrying(step)
+
+
+def _channels(deps: Deps, svc: ServiceConfig) -> list[str]:
+    return getattr(deps.notifier, "channels", lambda _: [])(svc)
+
+
+def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment | None:
+    """Read the service once and decide exactly what will be registered, so approvers see it.
+    None when the image is gone from ECR (deleted since the push)."""
     now = deps.clock()
     try:
         tags, pushed_at = deps.ecs.image_info(push.repository, push.digest)
-    except AwsError as exc:  # the event's own tag is enough to go on with
-        log.warning("could not list tags of %s: %s", push.digest, exc.message)
-        tags, pushed_at = [], None
+    except AwsError as exc:
+        if exc.code in GONE:
+            return None
+        raise  # throttled: the event is retried (never ordered by when it arrived)
+    if not pushed_at:
+        raise AwsError(f"ECR did not say when {push.digest} was pushed; retrying", code=None)
     tags = sorted(set(tags) | ({push.tag} if push.tag else set()))
     best, info = describe(tags)
     service = deps.ecs.describe_service(svc.cluster, svc.service)
@@ -80,7 +131,7 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
     )
     # Write-ahead: every channel that must hear of it is pending until it has (a Lambda that dies
     # before Slack answers leaves a trace the reconciler re-syncs from).
-    channels = getattr(deps.notifier, "channels", lambda _: [])(svc)
+    channels = _channels(deps, svc)
     if channels:
         dep.notifications["pending"] = {c: NOT_SENT for c in channels}
     approval.open_window(dep, svc.approval, now)
@@ -89,43 +140,26 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment:
     return dep
 
 
-def _merge_tag(deps: Deps, dep: Deployment, tag: str | None) -> str:
+def _merge_tag(deps: Deps, seen: tuple[str, list[str]], tag: str | None) -> str:
     """A second tag (or a redelivery) of an image we already know: record the tag, nothing else."""
-    if not tag or tag in dep.tags:
-        return f"duplicate of {dep.id}"
+    dep_id, tags = seen
+    if not tag or tag in tags:
+        return f"duplicate of {dep_id}"
 
     def step() -> str:
-        fresh = deps.load(dep.id)
+        fresh = deps.load(dep_id)
         if tag in fresh.tags:
-            return f"duplicate of {dep.id}"
+            return f"duplicate of {dep_id}"
         fresh.tags = sorted({*fresh.tags, tag})
         best, info = describe(fresh.tags)
         fresh.image_tag = best
         fresh.version = fresh.version or info.version
         fresh.commit = fresh.commit or info.commit
         fresh.changes.append("TAGGED")
-        deps.commit(fresh)
-        return f"tag {tag} added to {dep.id}"
+        deps.commit(fresh, pointers=(f"key#{fresh.service}#{fresh.image_digest}",))
+        return f"tag {tag} added to {dep_id}"
 
     return retrying(step)
-
-
-def _supersede_older(deps: Deps, dep: Deployment) -> None:
-    """Only the newest *pushed* image goes on. ECR events arrive unordered and late (retries), so an
-    older build heard of last is superseded itself: by a newer one waiting, approved or deployed."""
-    recent = [d for d in deps.ledger.list(service=dep.service, limit=20)
-              if d.id != dep.id and d.kind != "rollback"
-              and (d.state is State.PENDING_APPROVAL or d.busy or d.state is State.SUCCEEDED)]
-    newer = [d for d in recent if push_order(d) > push_order(dep)]
-    if newer:
-        newest = max(newer, key=push_order)
-        finish(deps, dep.id, State.SUPERSEDED, f"superseded by {newest.id} ({newest.image_tag}), "
-               "pushed later", only_from=State.PENDING_APPROVAL)
-        return
-    for older in recent:
-        if older.state is State.PENDING_APPROVAL:
-            finish(deps, older.id, State.SUPERSEDED, f"superseded by {dep.id} ({dep.image_tag})",
-                   only_from=State.PENDING_APPROVAL)
 
 
 def auto_approve(deps: Deps, dep_id: str) -> None:

@@ -1,9 +1,9 @@
 """Ports: what the service layer needs from the outside world, as Protocols (fakes need not inherit)."""
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
-from chalicelib.domain.model import Deployment
+from chalicelib.domain.model import Deployment, Head
 
 
 # -- errors: adapters translate what their libraries raise into these
@@ -48,31 +48,49 @@ class NotificationError(OutsideError):
 
 
 class Ledger(Protocol):
-    """Deployments and their pointers, changed only by conditional (optimistic) writes."""
+    """Deployments, their pointers and one head item per service, changed only by conditional
+    (optimistic) writes. Every read below but ``list`` is strongly consistent: decisions (newest
+    wins, supersede, the service lock, what is unfinished) never rest on an eventually consistent
+    index."""
 
-    def create(self, dep: Deployment, key: str) -> tuple[Deployment, bool]:
-        """Store ``dep`` unless a deployment with dedupe ``key`` exists; return (stored, created)."""
+    def create(self, dep: Deployment, key: str, *, expect_head: Any = ...,
+               also: Iterable[Deployment] = ()) -> tuple[Deployment, bool]:
+        """Store ``dep`` unless a deployment with dedupe ``key`` exists; return (stored, created).
+        ``expect_head``: only if the service's head is still at that version (else
+        ConcurrentUpdate); ``also``: other deployments saved in the same transaction (conditional
+        on their versions), e.g. the older pending ones this push supersedes."""
 
     def get(self, dep_id: str) -> Deployment | None: ...
 
-    def save(self, dep: Deployment, pointers: tuple[str, ...] = ()) -> None:
+    def save(self, dep: Deployment, pointers: tuple[str, ...] = (), *,
+             prune: str | None = None) -> None:
         """Write ``dep`` if nobody wrote since it was read (else ConcurrentUpdate); bump its
         lock_version; point each of ``pointers`` at it. A busy deployment (APPROVED, MIGRATING,
-        DEPLOYING) holds its service's lock: Conflict if another deployment holds it."""
+        DEPLOYING) holds its service's lock: Conflict if another deployment holds it. A
+        deployment that finishes leaves its service's unfinished set (and lock) in the same
+        write; ``prune`` records in that write that the family is owed a pruning pass."""
 
     def find(self, pointer: str) -> Deployment | None: ...
 
+    def seen(self, pointer: str) -> tuple[str, list[str]] | None:
+        """(deployment id, tags) a dedupe key or pointer leads to, in one read."""
+
+    def head(self, service: str) -> Head: ...
+
     def list(self, service: str | None = None, state: str | None = None,
              limit: int = 50) -> list[Deployment]:
-        """Newest first."""
+        """Newest first (for people: may lag a moment behind writes)."""
 
-    def unfinished(self) -> list[Deployment]:
-        """Every deployment not yet in a terminal state."""
+    def unfinished(self, services: Iterable[str]) -> list[Deployment]:
+        """Every deployment of ``services`` not yet in a terminal state."""
 
     def lock_holder(self, service: str) -> str | None: ...
 
     def release_lock(self, service: str, dep_id: str) -> None:
         """Free ``service`` if ``dep_id`` still holds it (the reconciler's repair)."""
+
+    def prune_done(self, service: str, family: str) -> None:
+        """The pruning owed for ``family`` has been done."""
 
     def get_job(self, name: str) -> dict | None: ...
 

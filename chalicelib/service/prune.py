@@ -50,9 +50,8 @@ def protected(deps: Deps, svc: ServiceConfig) -> set[str]:
         keep.add(previous_target(deps, svc.name).task_definition_arn or "")
     except SlipwayError:  # nothing to roll back to yet
         pass
-    for d in deps.ledger.unfinished():
-        if d.service == svc.name:
-            keep |= {d.task_definition_arn or "", d.previous_task_definition_arn or ""}
+    for d in deps.ledger.unfinished([svc.name]):
+        keep |= {d.task_definition_arn or "", d.previous_task_definition_arn or ""}
     keep.discard("")
     return keep
 

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 
 from chalicelib.domain.approval import is_expired
-from chalicelib.domain.model import Deployment, State, parse_iso
+from chalicelib.domain.model import Deployment, State, parse_iso, push_order
 from chalicelib.errors import SlipwayError
 from chalicelib.service import intake, pipeline, promote, prune
 from chalicelib.service.deps import Deps, finish
@@ -23,7 +23,7 @@ def reconcile(deps: Deps) -> dict[str, str]:
     """Look at every unfinished deployment once; return what was done to which (for logs/tests)."""
     done: dict[str, str] = {}
     now = deps.clock()
-    for dep in deps.ledger.unfinished():
+    for dep in deps.ledger.unfinished([svc.name for svc in deps.config.services]):
         try:
             outcome = _one(deps, dep, now)
         except (SlipwayError, AwsError) as exc:
@@ -72,6 +72,11 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
     if svc is None:
         return None
     if dep.state is State.PENDING_APPROVAL:
+        newest = deps.ledger.head(dep.service).newest if dep.kind != "rollback" else None
+        if newest and newest.get("id") != dep.id and push_order(newest) > push_order(dep):
+            finish(deps, dep.id, State.SUPERSEDED, f"superseded by {newest.get('id')} "
+                   f"({newest.get('image_tag')}), pushed later", only_from=State.PENDING_APPROVAL)
+            return "superseded"
         if is_expired(dep, now):
             return _expire(deps, dep)
         if not svc.approval.required:

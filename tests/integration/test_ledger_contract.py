@@ -131,7 +131,8 @@ def test_list_is_newest_first_and_filters(ledger):
     done.transition(State.REJECTED, "no", a_time())
     ledger.save(done)
     assert [d.id for d in ledger.list(service="web", state="REJECTED")] == ["d-2"]
-    assert sorted(d.id for d in ledger.unfinished()) == ["d-0", "d-1", "d-3", "d-4"]
+    assert sorted(d.id for d in ledger.unfinished(["web", "api"])) == ["d-0", "d-1", "d-3", "d-4"]
+    assert sorted(d.id for d in ledger.unfinished(["api"])) == ["d-1", "d-3"]
 
 
 def test_jobs_store_and_clear(ledger):
@@ -164,3 +165,67 @@ def test_finishing_releases_the_lock_in_the_same_write(ledger):
     late.log("a note after the end", a_time())
     ledger.save(late)
     assert ledger.lock_holder("web") == "d-2"
+
+
+def test_the_head_knows_the_newest_push_the_lock_and_the_unfinished(ledger):
+    """One strongly consistent item per service: newest pushed image, lock holder, unfinished."""
+    assert ledger.head("web").version == 0 and ledger.head("web").newest is None
+    one = make("d-1")
+    one.pushed_at, one.image_digest = "2026-11-26T09:00:00Z", "sha256:1"
+    ledger.create(one, "k1", expect_head=0)
+    head = ledger.head("web")
+    assert head.newest["id"] == "d-1" and head.open == {"d-1"} and head.lock is None
+    one = ledger.get("d-1")
+    one.transition(State.APPROVED, "go", a_time())
+    ledger.save(one)
+    assert ledger.head("web").lock == "d-1"
+    one = ledger.get("d-1")
+    one.transition(State.FAILED, "boom", a_time())
+    ledger.save(one, prune="web-family")
+    head = ledger.head("web")
+    assert head.lock is None and head.open == set() and head.prune == {"web-family"}
+    ledger.prune_done("web", "web-family")
+    assert ledger.head("web").prune == set()
+
+
+def test_create_refuses_a_decision_made_on_an_outdated_head(ledger):
+    """Two pushes decided on the same head: the second write is refused, nothing of it stored."""
+    ledger.create(make("d-1"), "k1", expect_head=0)
+    with pytest.raises(ConcurrentUpdate):
+        ledger.create(make("d-2"), "k2", expect_head=0)
+    assert ledger.get("d-2") is None and ledger.seen("k2") is None
+    assert ledger.head("web").open == {"d-1"}
+
+
+def test_a_superseding_create_is_all_or_nothing(ledger):
+    """The newer push and the SUPERSEDED older one are one write: if the older one changed
+    meanwhile (approved), neither is written; otherwise both are."""
+    ledger.create(make("d-1"), "k1")
+    older = ledger.get("d-1")
+    approved = ledger.get("d-1")
+    approved.transition(State.APPROVED, "go", a_time())
+    ledger.save(approved)
+    older.transition(State.SUPERSEDED, "by d-2", a_time())
+    head = ledger.head("web").version
+    with pytest.raises(ConcurrentUpdate):
+        ledger.create(make("d-2"), "k2", expect_head=head, also=[older])
+    assert ledger.get("d-2") is None and ledger.get("d-1").state is State.APPROVED
+    ledger.create(make("d-3", service="api"), "k3")
+    older = ledger.get("d-3")
+    older.transition(State.SUPERSEDED, "by d-4", a_time())
+    ledger.create(make("d-4", service="api"), "k4", expect_head=ledger.head("api").version,
+                  also=[older])
+    assert ledger.get("d-3").state is State.SUPERSEDED and ledger.get("d-3").lock_version == 2
+    assert ledger.head("api").open == {"d-4"}
+
+
+def test_seen_gives_the_deployment_and_its_tags_in_one_read(ledger):
+    """A redelivered tag is recognised from the dedupe key alone; a merged tag updates it."""
+    dep = make("d-1")
+    dep.tags = ["abc123d"]
+    ledger.create(dep, "key#web#sha256:1")
+    assert ledger.seen("key#web#sha256:1") == ("d-1", ["abc123d"])
+    dep = ledger.get("d-1")
+    dep.tags = ["1.0.0-abc123d", "abc123d"]
+    ledger.save(dep, pointers=("key#web#sha256:1",))
+    assert ledger.seen("key#web#sha256:1") == ("d-1", ["1.0.0-abc123d", "abc123d"])

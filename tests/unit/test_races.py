@@ -19,7 +19,7 @@ def test_a_write_racing_an_ecs_call_does_not_lose_its_answer(world):
     real = world.ecs.update_service
 
     def update_with_a_racing_tag(*args):
-        intake._merge_tag(world, world.load(dep.id), "1.0.0-abc123d")  # another event, meanwhile
+        intake._merge_tag(world, (dep.id, dep.tags), "1.0.0-abc123d")  # another event, meanwhile
         return real(*args)
 
     world.ecs.update_service = update_with_a_racing_tag

@@ -64,7 +64,7 @@ def test_the_reconciler_frees_a_service_held_by_a_finished_deployment(world):
     dep = push(world)
     approve(world, dep)
     pipeline.migration_stopped(world, stopped(world.load(dep.id), exit_code=1))
-    world.ledger._locks[WEB] = dep.id  # as if the release had been lost
+    world.ledger._heads[WEB].lock = dep.id  # as if the release had been lost
     done = reconcile.reconcile(world)
     assert world.ledger.lock_holder(WEB) is None and f"lock:{WEB}" in done
 
