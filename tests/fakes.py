@@ -101,6 +101,11 @@ class FakeEcs:
                            "command": command, "container": container, "containers": []}
         return arn
 
+    def tasks_started_by(self, cluster: str, started_by: str) -> list[str]:
+        self.calls.append("ListTasks")
+        return [a for a, t in self.tasks.items() if t["startedBy"] == started_by
+                and t["cluster"] == cluster]
+
     def describe_task(self, cluster: str, task_arn: str) -> dict | None:
         self.calls.append("DescribeTasks")
         return copy.deepcopy(self.tasks.get(task_arn))

@@ -111,6 +111,18 @@ class Ecs:
             raise AwsError(f"RunTask failed: {why}", code="RunTaskFailed")
         return got["tasks"][0]["taskArn"]
 
+    def tasks_started_by(self, cluster: str, started_by: str) -> list[str]:
+        """Tasks started with ``startedBy`` (running first, then stopped ones ECS still lists):
+        what an earlier attempt of a RunTask whose answer was lost started."""
+        found: list[str] = []
+        for status in ("RUNNING", "STOPPED"):
+            got = _call(self._ecs.list_tasks, cluster=cluster, startedBy=started_by,
+                        desiredStatus=status)
+            found += [a for a in got.get("taskArns", []) if a not in found]
+            if found:
+                break
+        return found
+
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         _call(self._ecs.stop_task, cluster=cluster, task=task_arn, reason=reason[:255])
 

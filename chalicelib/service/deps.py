@@ -27,11 +27,10 @@ class Settings:
     prune_batch: int = 10_000  # most revisions one invocation deregisters before resuming later
     idempotency_table: str | None = None  # powertools' store for ECR event redeliveries
 
-    @property
-    def claim_seconds(self) -> float:
-        """How long work in progress keeps others off (an ECS call, a first Slack post): longer
-        than any worker runs (Lambda's 60 s), whatever the reconciler's patience."""
-        return max(self.stale_seconds, 120)
+    claim_seconds: float = 120  # how long work in progress keeps others off (an ECS call, a
+    # first Slack post): longer than any worker runs (Lambda's 60 s timeout, twice), and
+    # independent of the reconciler's patience: a claim held by a dead worker is taken over after
+    # it, and steps give up after a number of attempts, never after a time (issue 7, row 5).
 
 
 @dataclass
@@ -103,4 +102,18 @@ def retrying(fn: Callable[[], Any], attempts: int = 8) -> Any:
         except ConcurrentUpdate:
             if attempt == attempts - 1:
                 raise
+    return None
+
+
+def updating(deps: Deps, dep: Deployment, fn: Callable[[Deployment], Any],
+             attempts: int = 8) -> Any:
+    """``fn(dep)`` on the copy the caller already holds (no read first), and on a fresh copy each
+    time another writer got there first: a read-decide-write step that reads only on conflict."""
+    for attempt in range(attempts):
+        try:
+            return fn(dep)
+        except ConcurrentUpdate:
+            if attempt == attempts - 1:
+                raise
+            dep = deps.load(dep.id)
     return None

@@ -1,169 +1,24 @@
-"""After approval: register, migrate, roll out, and follow ECS until the deployment ends.
+"""Follow ECS after approval: the migration task's end and the rollout's, until the deployment ends.
 
-Every ECS call is first *claimed* with a conditional write, then made, then its answer recorded
-(re-reading on conflicts, so a concurrent tag merge or notifier write never loses it). A step
-interrupted half-way leaves a state with a missing field (MIGRATING without a task, DEPLOYING
-without an ECS deployment id); ``advance`` completes exactly that, whether it is called by the work
-queue, a retry or the reconciler.
+The ECS calls themselves (claimed, made once, recorded) are in ``steps``; a step interrupted
+half-way leaves a state with a missing field (MIGRATING without a task, DEPLOYING without an ECS
+deployment id) that ``advance`` completes, whether the work queue, a retry or the reconciler calls it.
+Each handler reads the deployment once and writes once; it reads again only when another writer
+got there first.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
-from chalicelib.domain.model import Deployment, State, iso, parse_iso
-from chalicelib.service.deps import Deps, finish, retrying
+from chalicelib.domain.model import Deployment, State
+from chalicelib.service.deps import Deps, updating
+from chalicelib.service.steps import (RUNNING, STARTED_BY, advance, claim_into, fresh_claim,
+                                      run_from)
 from chalicelib.service.events import (DeploymentChanged, TaskStopped, deployment_changed,
                                        task_stopped)
-from chalicelib.service.ports import AwsError
 
 log = logging.getLogger("slipway.pipeline")
-STARTED_BY = "slipway/"
-
-
-def advance(deps: Deps, dep_id: str) -> Deployment:
-    """Do the next ECS step the deployment is waiting for, if any. Safe to call any number of times,
-    from any number of places at once: each ECS call is claimed first (see ``_claim``)."""
-    try:
-        if deps.load(dep_id).state is State.APPROVED:
-            _start(deps, dep_id)
-        for step, needed, act in STEPS:
-            if _claim(deps, dep_id, step, needed):
-                try:
-                    act(deps, deps.load(dep_id))
-                except BaseException:
-                    _unclaim(deps, dep_id, step)  # a redelivery may try again at once
-                    raise
-    except AwsError as exc:
-        if exc.retryable:  # the queue redelivers; anything else fails the deployment
-            raise
-        finish(deps, dep_id, State.FAILED, f"ECS refused: {exc.message}")
-    return deps.load(dep_id)
-
-
-RUNNING = (State.MIGRATING, State.DEPLOYING)
-
-
-def _start(deps: Deps, dep_id: str) -> None:
-    """APPROVED → MIGRATING (or DEPLOYING when there is no migration, or for a rollback)."""
-    def step() -> None:
-        dep = deps.load(dep_id)
-        if dep.state is not State.APPROVED:
-            return
-        svc = deps.service(dep.service)
-        migrate = svc.migration is not None and dep.kind != "rollback"  # promotions migrate
-        dep.transition(State.MIGRATING if migrate else State.DEPLOYING,
-                       "running the migration" if migrate else "updating the service", deps.clock())
-        deps.commit(dep)
-
-    retrying(step)
-
-
-def fresh_claim(deps: Deps, dep: Deployment) -> bool:
-    """Is some worker inside an ECS call for this deployment right now?"""
-    now = deps.clock()
-    return any((now - parse_iso(at)).total_seconds() < deps.settings.claim_seconds
-               for at in dep.claims.values())
-
-
-def _claim(deps: Deps, dep_id: str, step: str, needed: Callable[[Deployment], bool]) -> bool:
-    """Win the right to make one ECS call for this deployment, with a conditional write.
-
-    Two workers (a redelivered message, the reconciler) may reach the same step at once; only the
-    one whose claim lands calls ECS. A claim older than ``Settings.claim_seconds`` can be taken over, so a
-    worker that died after claiming does not leave the deployment stuck.
-    """
-    def attempt() -> bool:
-        dep = deps.load(dep_id)
-        if not needed(dep):
-            return False
-        now = deps.clock()
-        held = dep.claims.get(step)
-        if held and (now - parse_iso(held)).total_seconds() < deps.settings.claim_seconds:
-            return False
-        dep.claims[step] = iso(now)
-        deps.ledger.save(dep)
-        return True
-
-    return retrying(attempt)
-
-
-def _unclaim(deps: Deps, dep_id: str, step: str) -> None:
-    """Give a claim back after a failed ECS call (best effort: else it simply expires)."""
-    def attempt() -> None:
-        dep = deps.load(dep_id)
-        if dep.claims.pop(step, None) is not None:
-            deps.ledger.save(dep)
-
-    try:
-        retrying(attempt)
-    except Exception:
-        log.warning("could not release the %s claim of %s", step, dep_id, exc_info=True)
-
-
-def _record(deps: Deps, dep_id: str, state: State, still_needed: Callable[[Deployment], bool],
-            apply: Callable[[Deployment], tuple[str, ...]]) -> bool:
-    """Save what ECS answered, re-reading on conflicts (other writers never make us lose it).
-    False if the deployment left ``state`` meanwhile (the caller undoes what it can)."""
-    def step() -> bool:
-        dep = deps.load(dep_id)
-        if dep.state is not state and not (state is State.MIGRATING and dep.state in RUNNING):
-            log.warning("%s became %s during an ECS call; its answer is not recorded",
-                        dep_id, dep.state.value)
-            return False
-        if still_needed(dep):
-            deps.commit(dep, pointers=apply(dep))
-        return True
-
-    return retrying(step)
-
-
-def _register(deps: Deps, dep: Deployment) -> None:
-    arn = deps.ecs.register(dep.task_definition)
-    _record(deps, dep.id, dep.state, lambda d: not d.task_definition_arn,
-            lambda d: _registered(deps, d, arn))
-
-
-def _registered(deps: Deps, dep: Deployment, arn: str) -> tuple[str, ...]:
-    dep.task_definition_arn = arn
-    dep.log(f"registered {arn}", deps.clock())
-    return ()
-
-
-def _run_migration(deps: Deps, dep: Deployment) -> None:
-    svc = deps.service(dep.service)
-    launch = {k: v for k, v in (dep.network or {}).items() if k != "circuit_breaker_rollback"}
-    task_arn = deps.ecs.run_task(
-        cluster=svc.cluster, task_definition=dep.task_definition_arn, container=svc.container,
-        command=list(svc.migration.command), launch=launch,
-        started_by=f"{STARTED_BY}{dep.id}"[:128], client_token=dep.id[:64],
-    )
-
-    def apply(d: Deployment) -> tuple[str, ...]:
-        d.migration = {"task_arn": task_arn, "exit_code": None, "stop_code": None, "reason": None,
-                       "started_at": iso(deps.clock()), "command": list(svc.migration.command)}
-        d.log(f"migration task {task_arn.rsplit('/', 1)[-1]} started: "
-              f"{' '.join(svc.migration.command)}", deps.clock())
-        d.changes.append("MIGRATION_STARTED")
-        return (f"task#{task_arn}",)
-
-    if not _record(deps, dep.id, State.MIGRATING, lambda d: not (d.migration or {}).get("task_arn"),
-                   apply):
-        deps.ecs.stop_task(svc.cluster, task_arn, "Slipway: the deployment ended meanwhile")
-
-
-def _update_service(deps: Deps, dep: Deployment) -> None:
-    svc = deps.service(dep.service)
-    ecs_id = deps.ecs.update_service(svc.cluster, svc.service, dep.task_definition_arn)
-
-    def apply(d: Deployment) -> tuple[str, ...]:
-        d.ecs_deployment_id = ecs_id
-        d.log(f"service {svc.service} updated to {d.task_definition_arn.rsplit('/', 1)[-1]}"
-              f" (ECS deployment {ecs_id})", deps.clock())
-        d.changes.append("ROLLOUT_STARTED")
-        return (f"ecsdep#{ecs_id}",) if ecs_id else ()
-
-    _record(deps, dep.id, State.DEPLOYING, lambda d: not d.ecs_deployment_id, apply)
+__all__ = ["advance", "fresh_claim", "STARTED_BY", "RUNNING"]
 
 
 # -- the migration task stopped ------------------------------------------------------------------
@@ -176,18 +31,29 @@ def migration_stopped(deps: Deps, task: TaskStopped) -> str:
 
 
 def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
+    """Judge the migration by its STOPPED event. The deployment is found by the task's
+    ``startedBy`` (``slipway/<deployment id>``), so the event of a task whose start was never
+    recorded (the worker died after RunTask) is matched and the task adopted, not dropped."""
     if task.last_status != "STOPPED" or not task.started_by.startswith(STARTED_BY):
         return "ignored: not a stopped Slipway task"
-    found = deps.ledger.find(f"task#{task.task_arn}")
-    if found is None:
+    dep = deps.ledger.get(task.started_by[len(STARTED_BY):]) or \
+        deps.ledger.find(f"task#{task.task_arn}")
+    if dep is None:
         return f"ignored: no deployment ran {task.task_arn}"
+    follow: list[str | None] = [None]
 
-    def step() -> str:
-        dep = deps.load(found.id)
+    def step(dep: Deployment) -> tuple[Deployment, str]:
+        known = (dep.migration or {}).get("task_arn")
+        if known and known != task.task_arn:
+            return dep, f"ignored: {task.task_arn} is not the migration task of {dep.id}"
         seen = f"{task.task_arn}#{task.version}"
         if dep.state is not State.MIGRATING or seen in dep.migration_events:
-            return f"duplicate: {dep.id} is {dep.state.value}"
+            return dep, f"duplicate: {dep.id} is {dep.state.value}"
         ok, exit_code, reason = judge(dep, task)
+        if not known:
+            dep.claims.pop("run_task", None)
+            dep.log(f"migration task {task.task_arn.rsplit('/', 1)[-1]} adopted from its "
+                    "STOPPED event (its start was never recorded)", deps.clock())
         dep.migration = {**(dep.migration or {}), "task_arn": task.task_arn,
                          "exit_code": exit_code, "stop_code": task.stop_code, "reason": reason}
         dep.migration_events.append(seen)
@@ -197,12 +63,13 @@ def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
         else:
             dep.transition(State.DEPLOYING, "migration exited 0; updating the service",
                            deps.clock())
-        deps.commit(dep)  # a duplicate event finds the state moved on and stops above
-        return f"{dep.id} {dep.state.value}"
+        follow[0] = claim_into(deps, dep)  # UpdateService, claimed in the same write
+        deps.commit(dep, pointers=() if known else (f"task#{task.task_arn}",))
+        return dep, f"{dep.id} {dep.state.value}"
 
-    outcome = retrying(step)
-    if outcome.endswith(State.DEPLOYING.value):
-        advance(deps, found.id)
+    dep, outcome = updating(deps, dep, step)
+    if follow[0] is not None and outcome.endswith(State.DEPLOYING.value):
+        run_from(deps, dep, follow[0])
     return outcome
 
 
@@ -252,15 +119,14 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     (SERVICE_DEPLOYMENT_FAILED), then starts its rollback under a new id that is not ours: the
     rollback's own events are ignored, and a lost FAILED is found by the reconciler."""
     found = deps.ledger.find(f"ecsdep#{change.deployment_id}")
-    if found is None:
+    if found is None or found.ecs_deployment_id != change.deployment_id:
         return f"ignored: {change.deployment_id} is not a Slipway rollout"
     name = change.event_name
     outcomes = {"SERVICE_DEPLOYMENT_COMPLETED": State.SUCCEEDED,
                 "SERVICE_DEPLOYMENT_FAILED": (State.ROLLED_BACK if (found.network or {}).get(
                     "circuit_breaker_rollback") else State.FAILED)}
 
-    def step() -> str:
-        dep = deps.load(found.id)
+    def step(dep: Deployment) -> str:
         if dep.state is State.FAILED and name == "SERVICE_DEPLOYMENT_COMPLETED" and not any(
                 t["note"].startswith("ECS completed the rollout after all") for t in dep.timeline):
             dep.log(f"ECS completed the rollout after all, after Slipway had given up on it "
@@ -283,20 +149,10 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
         deps.commit(dep)
         return f"{dep.id} {dep.state.value}"
 
-    outcome = retrying(step)
+    outcome = updating(deps, found, step)
     if outcome == f"{found.id} {State.SUCCEEDED.value}" and prune is not None:
         prune(deps, deps.load(found.id))
     return outcome
-
-
-#: The ECS steps, in order: (claim name, when it is needed, what does it).
-STEPS = (
-    ("register", lambda d: d.state in RUNNING and not d.task_definition_arn, _register),
-    ("run_task", lambda d: d.state is State.MIGRATING and bool(d.task_definition_arn)
-     and not (d.migration or {}).get("task_arn"), _run_migration),
-    ("update_service", lambda d: d.state is State.DEPLOYING and bool(d.task_definition_arn)
-     and not d.ecs_deployment_id, _update_service),
-)
 
 
 def work_message(deps: Deps, body: str) -> str:

@@ -126,6 +126,9 @@ class Ecs(Protocol):
                  launch: dict, started_by: str, client_token: str) -> str:
         """Start a one-off task; the same ``client_token`` never starts a second one."""
 
+    def tasks_started_by(self, cluster: str, started_by: str) -> list[str]:
+        """Tasks (running or recently stopped) started with ``started_by``."""
+
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None: ...
 
     def update_service(self, cluster: str, service: str, task_definition: str) -> str | None:

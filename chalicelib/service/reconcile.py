@@ -9,14 +9,13 @@ from datetime import datetime
 from chalicelib.domain.approval import is_expired
 from chalicelib.domain.model import Deployment, State, parse_iso, push_order
 from chalicelib.errors import SlipwayError
-from chalicelib.service import intake, pipeline, promote, prune
+from chalicelib.service import intake, pipeline, promote, prune, steps
 from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import DeploymentChanged, task_from_detail
 from chalicelib.service.notify import resync_pending
 from chalicelib.service.ports import AwsError
 
 log = logging.getLogger("slipway.reconcile")
-GIVE_UP = 6  # a step ECS keeps refusing for this many reconciler waits fails the deployment
 
 
 def reconcile(deps: Deps) -> dict[str, str]:
@@ -85,17 +84,13 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
         return None
     if not _stale(dep, now, deps.settings.stale_seconds):
         return None
-    if dep.state is State.APPROVED or (dep.state is State.MIGRATING and not (dep.migration or {})
-                                       .get("task_arn")) or (dep.state is State.DEPLOYING
-                                                             and not dep.ecs_deployment_id):
-        if _stale(dep, now, GIVE_UP * deps.settings.stale_seconds) and \
-                not pipeline.fresh_claim(deps, dep):  # never under a worker's feet
-            minutes = GIVE_UP * deps.settings.stale_seconds / 60
-            finish(deps, dep.id, State.FAILED, f"ECS did not accept the {dep.state.value.lower()} "
-                   f"step for {minutes:g} minutes; see the worker's logs")
-            return "failed: could not start"
-        pipeline.advance(deps, dep.id)
-        return "advanced"
+    if steps.needed(dep) or dep.state is State.APPROVED:
+        # A step whose worker died or whose message was lost: advance takes the claim over once
+        # it is older than any worker runs, adopts what the dead worker started, and gives up
+        # after steps.GIVE_UP attempts (never after a time: see steps.py).
+        before = dep.attempts
+        after = pipeline.advance(deps, dep.id)
+        return "advanced" if after.attempts != before or after.state is not dep.state else None
     if dep.state is State.MIGRATING:
         return _check_migration(deps, dep, svc, now)
     if dep.state is State.DEPLOYING:

@@ -50,13 +50,13 @@ def test_concurrent_workers_make_each_ecs_call_once(world):
 
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over_later(world):
-    """A worker that claimed RunTask and was killed (Lambda timeout): nobody else runs the task
-    while the claim is fresh; once it has expired, the reconciler runs it, once."""
+    """A worker that claimed RunTask, started the task and was killed before recording it: nobody
+    else runs a task while the claim is fresh; once it has expired, the reconciler finds the task
+    the dead worker started (ListTasks by startedBy) and adopts it: one migration in all."""
     from chalicelib.domain.model import iso
 
     dep = push(world)
     decisions.decide(world, dep.id, identity="slack:U0APPROVER1", via="slack", decision="approve")
-    pipeline._start(world, dep.id)
     pipeline.advance(world, dep.id)
     stored = world.load(dep.id)
     stored.migration = None  # as if the killed worker had claimed and never recorded a task
@@ -69,7 +69,9 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_later(world):
     assert world.ecs.calls.count("RunTask") == runs
     world.clock.now += timedelta(minutes=2)
     reconcile.reconcile(world)
-    assert world.load(dep.id).migration["task_arn"] and world.ecs.calls.count("RunTask") == runs + 1
+    started = world.ecs.tasks_started_by("production-cluster", f"slipway/{dep.id}")
+    assert world.load(dep.id).migration["task_arn"] == started[0] and len(started) == 1
+    assert world.ecs.calls.count("RunTask") == runs
 
 
 def test_a_failed_ecs_call_gives_its_claim_back(world):

@@ -84,7 +84,8 @@ def test_a_rollout_that_never_settles_fails_after_its_timeout(world):
 
 
 def test_a_step_ecs_keeps_refusing_fails_instead_of_retrying_forever(world):
-    """A throttled RunTask is retried; still refused after six waits, the deployment FAILS."""
+    """A throttled RunTask is retried; still throttled after six attempts, the deployment FAILS
+    with a reason naming the step and ECS's last error (issue 7 row 6)."""
     from chalicelib.adapters.errors import AwsError
 
     dep = push(world)
@@ -100,4 +101,5 @@ def test_a_step_ecs_keeps_refusing_fails_instead_of_retrying_forever(world):
         world.clock.now += timedelta(minutes=1, seconds=1)
         reconcile.reconcile(world)
     dep = world.load(dep.id)
-    assert dep.state is State.FAILED and "did not accept" in dep.reason
+    assert dep.state is State.FAILED and dep.reason.startswith("RunTask")
+    assert "ECS's last error: Rate exceeded" in dep.reason
