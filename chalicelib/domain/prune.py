@@ -12,6 +12,16 @@ def family_revision(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+def owed(task_definition_arn: str | None, tags: list[str], only_tags) -> str | None:
+    """What a SUCCEEDED deployment leaves to prune: its family's ARN without the revision
+    (``arn:…:task-definition/app``), or None (nothing registered, or no tag matches only_tags)."""
+    if not task_definition_arn:
+        return None
+    if only_tags is not None and not any(only_tags.fullmatch(t) for t in tags):
+        return None
+    return task_definition_arn.rsplit(":", 1)[0]
+
+
 def revisions_to_prune(active_arns: list[str], keep: int, protected: set[str]) -> list[str]:
     """Return the ARNs to deregister, oldest first.
 

@@ -59,9 +59,10 @@ class Deps:
             raise NotFound(f"no deployment {dep_id!r}", code="unknown_deployment")
         return dep
 
-    def commit(self, dep: Deployment, pointers: tuple[str, ...] = ()) -> None:
+    def commit(self, dep: Deployment, pointers: tuple[str, ...] = (), *,
+               prune: str | None = None) -> None:
         """Save, then tell people. Notification failures never undo or block the write."""
-        self.ledger.save(dep, pointers)
+        self.ledger.save(dep, pointers, prune=prune)
         changes, dep.changes = dep.changes, []
         if changes:
             self.tell(dep, changes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from chalicelib.domain.model import Deployment, State
+from chalicelib.domain.prune import owed as prune_owed
 from chalicelib.service.deps import Deps, updating
 from chalicelib.service.steps import (RUNNING, STARTED_BY, advance, claim_into, fresh_claim,
                                       run_from)
@@ -136,22 +137,32 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
             return f"{dep.id} late completion noted"
         if dep.state is not State.DEPLOYING:
             return f"duplicate: {dep.id} is {dep.state.value}"
+        owed = None
         if name in outcomes:
             dep.reason = None if outcomes[name] is State.SUCCEEDED else \
                 f"rollout failed: {change.reason}"
             dep.transition(outcomes[name], dep.reason or f"rollout completed: {change.reason}",
                            deps.clock())
+            if dep.state is State.SUCCEEDED:  # recorded as owed in this very write (row 8)
+                svc = deps.config.service(dep.service)
+                owed = prune_owed(dep.task_definition_arn, dep.tags,
+                                  svc.prune.only_tags if svc else None) if prune else None
         elif name == "SERVICE_DEPLOYMENT_IN_PROGRESS" and not any(
                 t["note"].startswith("rollout in progress") for t in dep.timeline):
             dep.log(f"rollout in progress: {change.reason}", deps.clock())
         else:
             return f"{dep.id} unchanged ({name})"
-        deps.commit(dep)
+        deps.commit(dep, prune=owed)
         return f"{dep.id} {dep.state.value}"
 
     outcome = updating(deps, found, step)
-    if outcome == f"{found.id} {State.SUCCEEDED.value}" and prune is not None:
-        prune(deps, deps.load(found.id))
+    done = outcome == f"{found.id} {State.SUCCEEDED.value}"
+    if prune is not None and (done or (name == "SERVICE_DEPLOYMENT_COMPLETED" and outcome ==
+                                       f"duplicate: {found.id} is {State.SUCCEEDED.value}")):
+        if done:
+            prune(deps, deps.load(found.id))
+        else:  # a retry of the event resumes pruning still owed
+            prune(deps, deps.load(found.id), owed_only=True)
     return outcome
 
 

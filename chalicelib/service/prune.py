@@ -10,7 +10,7 @@ import logging
 
 from chalicelib.config import ServiceConfig
 from chalicelib.domain.model import Deployment, State
-from chalicelib.domain.prune import family_revision, revision_of, revisions_to_prune
+from chalicelib.domain.prune import family_revision, owed, revision_of, revisions_to_prune
 from chalicelib.errors import SlipwayError
 from chalicelib.service.deps import Deps
 from chalicelib.service.ports import AwsError
@@ -21,14 +21,19 @@ SAFETY_MS = 10_000  # stop this long before the Lambda's deadline (at most a qua
 CHECKPOINT = 25  # save progress every this many deregistrations
 
 
-def after_success(deps: Deps, dep: Deployment) -> int:
-    """Prune the family of a SUCCEEDED deployment if its tags allow it; return revisions removed."""
+def after_success(deps: Deps, dep: Deployment, owed_only: bool = False) -> int:
+    """Prune the family of a SUCCEEDED deployment if its tags allow it; return revisions removed.
+    The SUCCEEDED write recorded the pruning as owed (the service's head item), so a failure here
+    (throttled DescribeServices) leaves it owed: the event's retry or the reconciler resumes it.
+    ``owed_only``: only if it is still owed (a redelivered event after the work was done)."""
     svc = deps.service(dep.service)
     only = svc.prune.only_tags
     if only is not None and not any(only.fullmatch(t) for t in dep.tags):
-        dep_note(deps, dep, f"pruning skipped: no tag matches only_tags ({only.pattern})")
+        if not owed_only:
+            dep_note(deps, dep, f"pruning skipped: no tag matches only_tags ({only.pattern})")
         return 0
-    if not dep.task_definition_arn:
+    marker = owed(dep.task_definition_arn, dep.tags, only)
+    if marker is None or (owed_only and marker not in deps.ledger.head(svc.name).prune):
         return 0
     family = family_revision(dep.task_definition_arn).rsplit(":", 1)[0]
     return run(deps, svc, family, dep.task_definition_arn.rsplit("/", 1)[0], dep)
@@ -86,6 +91,8 @@ def run(deps: Deps, svc: ServiceConfig, family: str, arn_prefix: str,
         if removed and removed % CHECKPOINT == 0:
             deps.ledger.put_job(name, {**job, "revisions": todo})
     deps.ledger.put_job(name, {**job, "revisions": todo} if todo else None)
+    if not todo:
+        deps.ledger.prune_done(svc.name, f"{arn_prefix}/{family}")
     if dep is not None and (removed or todo):
         more = f"; {len(todo)} left for the next run" if todo else ""
         dep_note(deps, dep, f"pruned {removed} old revision(s) of {family}"
@@ -95,20 +102,14 @@ def run(deps: Deps, svc: ServiceConfig, family: str, arn_prefix: str,
 
 
 def resume_all(deps: Deps) -> int:
-    """Continue every unfinished pruning job (the reconciler calls this)."""
+    """Do every pruning still owed (the reconciler calls this): each service's head item lists the
+    families a success left to prune and the job not finished yet."""
     total = 0
     for svc in deps.config.services:
-        for job in _jobs_for(deps, svc):
-            total += run(deps, svc, job["family"], job["prefix"])
+        for marker in sorted(deps.ledger.head(svc.name).prune):
+            prefix, _, family = marker.rpartition("/")
+            total += run(deps, svc, family, prefix)
     return total
-
-
-def _jobs_for(deps: Deps, svc: ServiceConfig) -> list[dict]:
-    families = {svc.template["family"]} if svc.template else set()
-    families |= {family_revision(d.task_definition_arn).rsplit(":", 1)[0]
-                 for d in deps.ledger.list(service=svc.name, state=State.SUCCEEDED.value, limit=1)
-                 if d.task_definition_arn}
-    return [j for j in (deps.ledger.get_job(f"prune#{f}") for f in families) if j]
 
 
 def dep_note(deps: Deps, dep: Deployment, note: str) -> None:

@@ -92,3 +92,40 @@ def test_a_chain_of_rollbacks_never_targets_a_pruned_revision(world):
         assert rb.task_definition_arn == releases[-back].task_definition_arn
     with pytest.raises(Conflict, match="older than the 3 that pruning keeps"):
         rollback.rollback(world, WORKER, "previous", "bad", "iam:ops")
+
+
+@pytest.mark.parametrize("resume", ["redelivery", "reconcile"])
+def test_pruning_cut_short_by_a_throttle_is_owed_and_resumed(world, resume):
+    """DescribeServices is throttled during pruning (issue 7 row 8): the deployment is SUCCEEDED,
+    the pruning stays owed (recorded in the SUCCEEDED write), and the event's retry or the next
+    reconcile does it; once done, nothing is owed any more."""
+    from chalicelib.service.ports import AwsError
+
+    template = world.config.service(WEB).template
+    for _ in range(10):
+        world.ecs._register(template)
+    dep = push(world, tags=("abc123d", "1.22.0-abc123d"))
+    from tests.unit.pipeline_kit import approve, stopped
+    approve(world, dep)
+    pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    world.ecs.finish_rollout("production-cluster", WEB)
+    real = world.ecs.describe_service
+
+    def throttled(*args):
+        raise AwsError("Rate exceeded", code="ThrottlingException")
+
+    world.ecs.describe_service = throttled
+    event = completed(world.load(dep.id))
+    with pytest.raises(AwsError):
+        pipeline.rollout_changed(world, event, prune=prune.after_success)
+    world.ecs.describe_service = real
+    assert world.load(dep.id).state is State.SUCCEEDED
+    assert world.ledger.head(WEB).prune and "DeregisterTaskDefinition" not in world.ecs.calls
+    if resume == "redelivery":
+        pipeline.rollout_changed(world, event, prune=prune.after_success)  # EventBridge's retry
+    else:
+        reconcile.reconcile(world)
+    assert world.ecs.calls.count("DeregisterTaskDefinition") == 7  # 12 revisions, keep 5
+    assert world.ledger.head(WEB).prune == set()
+    pipeline.rollout_changed(world, event, prune=prune.after_success)  # one more: nothing to do
+    assert world.ecs.calls.count("DeregisterTaskDefinition") == 7
