@@ -10,7 +10,6 @@ from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
 from chalicelib.entrypoints.http import contract_error, secured
-from chalicelib.entrypoints.idempotency import once_per_event
 from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
 
 app = Chalice(app_name="slipway", configure_logs=False)  # powertools' Logger formats the logs
@@ -29,7 +28,9 @@ def contract_errors(event, get_response):
 @app.on_cw_event({"source": ["aws.ecr"], "detail-type": ["ECR Image Action"],
                   "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}})
 def on_image_pushed(event):
-    return handle_event("ecr-push", once_per_event(intake.on_image_pushed, event.context), event)
+    # No powertools idempotency record: the ledger's dedupe key (service, digest) already makes a
+    # redelivery a one-read no-op, and a failed attempt leaves nothing that could swallow a retry.
+    return handle_event("ecr-push", intake.on_image_pushed, event)
 
 
 @app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],

@@ -79,10 +79,7 @@ def deps() -> Deps:
 
 def reset() -> None:
     """Forget everything built (tests and the devstack change the environment)."""
-    from chalicelib.entrypoints import idempotency
-
     deps.cache_clear()
-    idempotency.reset()
     _secrets_provider.cache_clear()
     aws.reset()
     try:

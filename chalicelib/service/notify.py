@@ -18,7 +18,7 @@ import logging
 from typing import Any, Callable
 
 from chalicelib.domain.model import Deployment, parse_iso
-from chalicelib.service.deps import Deps, retrying
+from chalicelib.service.deps import Deps, updating
 from chalicelib.service.ports import NOT_SENT, NotificationError
 
 log = logging.getLogger("slipway.notify")
@@ -29,13 +29,13 @@ RECENT = 50  # how many of the newest deployments the reconciler checks for pend
 def remember(deps: Deps, dep: Deployment, update: Callable[[dict], bool]) -> Deployment:
     """Apply ``update`` to the stored deployment's notifications with a conditional save.
 
-    Re-reads the deployment, so a state change written meanwhile is kept (ConcurrentUpdate: read
-    and apply again). When the caller's ``dep`` was current, it is brought up to date (version and
+    Writes on the caller's copy first, conditional on its version; if anyone wrote meanwhile
+    (ConcurrentUpdate), re-reads and applies again, so a state change written meanwhile is kept. When the caller's ``dep`` was current, it is brought up to date (version and
     notifications), so the caller's next save does not fail because a notifier wrote in between;
     a stale ``dep`` stays stale, and its owner's save fails as it should. Returns the stored copy.
     """
-    def step() -> Deployment:
-        fresh = deps.load(dep.id)
+    def step(fresh: Deployment) -> Deployment:
+        fresh = copy.deepcopy(fresh)
         current = fresh.lock_version == dep.lock_version
         if update(fresh.notifications):
             deps.ledger.save(fresh)
@@ -44,7 +44,9 @@ def remember(deps: Deps, dep: Deployment, update: Callable[[dict], bool]) -> Dep
         dep.notifications = copy.deepcopy(fresh.notifications)
         return fresh
 
-    return retrying(step)
+    # Optimistic: the caller's copy was just written (notifiers are told after the write), so
+    # try it without reading first; a conflict reads and applies again (one read saved per write).
+    return updating(deps, dep, step)
 
 
 def mark_pending(deps: Deps, dep: Deployment, channel: str, exc: BaseException) -> None:

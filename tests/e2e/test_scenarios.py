@@ -236,22 +236,18 @@ def test_events_endpoint_refuses_what_eventbridge_would_not_deliver(devstack, bo
 
 
 def test_a_handler_that_keeps_failing_is_a_502_and_its_traceback_stays_off_the_terminal(devstack):
-    """The handler raises on every attempt (its idempotency table is gone): the endpoint says so
+    """The handler raises on every attempt (ECR throttles it for good): the endpoint says so
     with 502, the terminal gets one line, and the traceback goes to the log file."""
-    dynamodb = devstack.aws("dynamodb")
-    name = next(t for t in dynamodb.list_tables()["TableNames"] if "idempotency" in t)
-    table = dynamodb.describe_table(TableName=name)["Table"]
     since = devstack.mark()
-    dynamodb.delete_table(TableName=name)
+    devstack.fault("ecr", "DescribeImages", "throttle", times=None)
     try:
         status, got = devstack.post_json("/_devstack/events", {
             "source": "aws.ecr", "detail-type": "ECR Image Action",
-            "detail": {"result": "SUCCESS", "repository-name": "not-a-slipway-repository",
-                       "image-digest": "sha256:" + "2" * 64, "action-type": "PUSH"}})
+            "detail": {"result": "SUCCESS", "repository-name": "better-chatbot",
+                       "image-digest": "sha256:" + "2" * 64, "action-type": "PUSH",
+                       "image-tag": "2222222"}})
     finally:
-        dynamodb.create_table(TableName=name, KeySchema=table["KeySchema"],
-                              AttributeDefinitions=table["AttributeDefinitions"],
-                              BillingMode="PAY_PER_REQUEST")
+        devstack.clear_faults()
     assert status == 502, got
     assert got["error"] == "handler_failed" and "on_image_pushed" in got["message"]
     [outcome] = got["results"]["on_image_pushed"]

@@ -103,17 +103,24 @@ def test_a_link_works_once(stack, client):
     assert dep["state"] == "REJECTED" and dep["approvals"][0]["comment"] == "<b>not now</b>"
 
 
-def test_an_exact_redelivery_is_answered_from_the_idempotency_store(stack, client, calls):
-    """The same event id twice: the second answer is the first one, and ECS is not asked again."""
+def test_an_exact_redelivery_is_recognised_from_the_ledger_alone(stack, client, calls):
+    """The same event twice: the second is a duplicate of the first deployment, ECS and ECR are
+    not asked again, and it costs one ledger read (the dedupe key), nothing written."""
     digest = push_image(stack, SERVICE, ["abc123d"])
     event = push_events(SERVICE, digest, ["abc123d"])[0]
     first = deliver(client, "on_image_pushed", event)
     asked = len(calls)
-    second = deliver(client, "on_image_pushed", event)
-    assert first == second and first["result"][0].startswith("created")
-    assert len(calls) == asked
-    stored = stack.client("dynamodb").scan(TableName="slipway-idem-test")["Items"]
-    assert len(stored) == 1 and stored[0]["status"]["S"] == "COMPLETED"
+    dynamodb = []
+    db = stack.deps().ledger._db
+    hook = lambda model, **_: dynamodb.append(model.name)  # noqa: E731
+    db.meta.events.register("before-call.dynamodb.*", hook)
+    try:
+        second = deliver(client, "on_image_pushed", event)
+    finally:
+        db.meta.events.unregister("before-call.dynamodb.*", hook)
+    dep_id = first["result"][0].split()[-1]
+    assert first["result"][0].startswith("created") and second["result"] == [f"duplicate of {dep_id}"]
+    assert len(calls) == asked and dynamodb == ["GetItem"]
 
 
 @pytest.mark.parametrize("body,message", [
