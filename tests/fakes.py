@@ -72,8 +72,9 @@ class FakeEcs:
 
     def image_info(self, repository: str, digest: str) -> tuple[list[str], str | None]:
         self.calls.append("DescribeImages")
-        if (repository, digest) not in self.images and digest not in self.pushed_at:
-            raise AwsError(f"{digest} not found in {repository}", code="ImageNotFoundException")
+        if (repository, digest) not in self.images:  # as ECR answers a digest it does not hold
+            raise AwsError(f"DescribeImages: no image {digest} in {repository}",
+                           code="ImageNotFoundException")
         if digest not in self.pushed_at:  # pushed when the test stored it, in that order
             self.pushed_at[digest] = f"2026-11-26T08:00:00.{len(self.pushed_at):06d}+00:00"
         return list(self.images.get((repository, digest), [])), self.pushed_at[digest]

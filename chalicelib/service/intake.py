@@ -42,19 +42,24 @@ def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
     planned = _plan(deps, svc, push)
     if planned is None:
         return f"ignored: {push.digest} is no longer in {push.repository}"
-    stored, created, older = _create_newest_wins(deps, planned, key)
+    stored, created, older = create_newest_wins(deps, planned, key)
     if not created:
         return _merge_tag(deps, (stored.id, stored.tags), push.tag)
-    for done in older:  # the pending deployments this push superseded, in the same write
-        changes, done.changes = done.changes, []
-        deps.tell(done, changes)
+    tell_superseded(deps, older)
     deps.tell(stored, ["CREATED"] + ([stored.state.value] if stored.state.terminal else []))
     if not svc.approval.required and stored.state is State.PENDING_APPROVAL:
         auto_approve(deps, stored.id)
     return f"created {stored.id}"
 
 
-def _create_newest_wins(deps: Deps, planned: Deployment,
+def tell_superseded(deps: Deps, older: list[Deployment]) -> None:
+    """Tell people about the pending deployments a newer image superseded (in the same write)."""
+    for done in older:
+        changes, done.changes = done.changes, []
+        deps.tell(done, changes)
+
+
+def create_newest_wins(deps: Deps, planned: Deployment,
                         key: str) -> tuple[Deployment, bool, list[Deployment]]:
     """Only the newest *pushed* image goes on (``push_order``: ECR's push time, then the version,
     then the digest; never arrival). Decided against the service's head item and written in ONE

@@ -52,6 +52,9 @@ def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
             return dep, f"duplicate: {dep.id} is {dep.state.value}"
         ok, exit_code, reason = judge(dep, task)
         if not known:
+            svc = deps.config.service(dep.service)
+            if svc and svc.migration:
+                dep.migration = {**(dep.migration or {}), "command": list(svc.migration.command)}
             dep.claims.pop("run_task", None)
             dep.log(f"migration task {task.task_arn.rsplit('/', 1)[-1]} adopted from its "
                     "STOPPED event (its start was never recorded)", deps.clock())

@@ -48,13 +48,13 @@ def propose(deps: Deps, target: str, source_id: str, *, explicit: bool = True) -
         raise Conflict(f"{svc.name} already has {newer.id} ({newer.image_tag}, "
                        f"{newer.state.value}), built from a newer image; roll back instead to "
                        "return to an older release", code="older_than_current")
-    stored, created = deps.ledger.create(dep, key)
+    # newest wins, exactly as for pushes: decided on the head item, one transaction
+    stored, created, older = intake.create_newest_wins(deps, dep, key)
     if not created:
         if explicit:
             raise _already(stored)
         return stored
-    intake._supersede_older(deps, stored)  # newest wins, exactly as for pushes
-    stored = deps.load(stored.id)
+    intake.tell_superseded(deps, older)
     deps.tell(stored, ["CREATED"] + ([stored.state.value] if stored.state.terminal else []))
     if not svc.approval.required and stored.state is State.PENDING_APPROVAL:
         intake.auto_approve(deps, stored.id)
