@@ -74,7 +74,7 @@ def create_newest_wins(deps: Deps, planned: Deployment,
         now = deps.clock()
         newest = head.newest
         older: list[Deployment] = []
-        if newest and newest.get("id") != dep.id and push_order(newest) > push_order(dep):
+        if outranked(deps, dep, newest):
             dep.reason = (f"superseded by {newest.get('id')} ({newest.get('image_tag')}), "
                           "pushed later")
             dep.transition(State.SUPERSEDED, dep.reason, now)
@@ -94,6 +94,17 @@ def create_newest_wins(deps: Deps, planned: Deployment,
         return stored, created, older if created else []
 
     return retrying(step)
+
+
+def outranked(deps: Deps, dep: Deployment, newest: dict | None) -> bool:
+    """Is the service's newest push (its head) newer than ``dep`` and still in the running:
+    waiting, being deployed or deployed? A newer image that was rejected, expired or failed does
+    not keep an older one from being proposed (it never ran)."""
+    if not newest or newest.get("id") == dep.id or push_order(newest) <= push_order(dep):
+        return False
+    holder = deps.ledger.get(newest["id"])
+    return holder is not None and (holder.state is State.PENDING_APPROVAL or holder.busy
+                                   or holder.state is State.SUCCEEDED)
 
 
 def _channels(deps: Deps, svc: ServiceConfig) -> list[str]:

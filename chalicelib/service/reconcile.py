@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 
 from chalicelib.domain.approval import is_expired
-from chalicelib.domain.model import Deployment, State, parse_iso, push_order
+from chalicelib.domain.model import Deployment, State, parse_iso
 from chalicelib.errors import SlipwayError
 from chalicelib.service import intake, pipeline, promote, prune, steps
 from chalicelib.service.deps import Deps, finish
@@ -72,7 +72,7 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
         return None
     if dep.state is State.PENDING_APPROVAL:
         newest = deps.ledger.head(dep.service).newest if dep.kind != "rollback" else None
-        if newest and newest.get("id") != dep.id and push_order(newest) > push_order(dep):
+        if intake.outranked(deps, dep, newest):
             finish(deps, dep.id, State.SUPERSEDED, f"superseded by {newest.get('id')} "
                    f"({newest.get('image_tag')}), pushed later", only_from=State.PENDING_APPROVAL)
             return "superseded"

@@ -143,3 +143,15 @@ def test_semantic_version_order():
 
     assert v("1.10.0") > v("1.9.0") > v("1.9.0-rc.10") > v("1.9.0-rc.9") > v("0.1") > v(None)
     assert v("v2.0.0+build.5") == v("2.0.0")
+
+
+def test_a_newer_image_that_was_rejected_does_not_block_an_older_one(world):
+    """The newest push was rejected (it never ran): an older image heard of later is proposed."""
+    new = image(world, "1.1.0-bbbbbbb", "2026-11-26T08:05:00Z")
+    old = image(world, "1.0.0-aaaaaaa", "2026-11-26T08:00:00Z")
+    intake.on_image_pushed(world, event(world, new, "1.1.0-bbbbbbb"))
+    from chalicelib.service import decisions
+    decisions.decide(world, world.ledger.find(f"key#{WEB}#{new}").id, identity="slack:U0APPROVER1",
+                     via="slack", decision="reject")
+    intake.on_image_pushed(world, event(world, old, "1.0.0-aaaaaaa"))
+    assert state_of(world, old) is State.PENDING_APPROVAL
