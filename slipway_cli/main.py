@@ -105,7 +105,8 @@ def rollback(api: Api, args: argparse.Namespace, out: IO[str], style: render.Sty
     if args.json:
         print(_json(dep), file=out)
         return 0
-    forced = " (FORCED past migrations)" if args.force else ""
+    note = render.forced_note(dep)
+    forced = f"\nFORCED {note}" if note else ""
     print(f"rollback {dep.get('id')} of {dep.get('service')} to {render.release(dep)} "
           f"({dep.get('rollback_of') or args.to}): {style.state(dep.get('state'))}{forced}\n"
           f"follow it: slipway watch {dep.get('id')}", file=out)

@@ -116,9 +116,11 @@ def deployment(dep: dict, style: Style) -> str:
              f"{style.state(dep.get('state'))}"]
     facts = [("release", release(dep)), ("commit", dep.get("commit")),
              ("author", dep.get("author")), ("image", dep.get("image")),
-             ("task definition", revision(dep.get("task_definition_arn"))),
-             ("previous", revision(dep.get("previous_task_definition_arn"))),
-             ("rollback of", dep.get("rollback_of")), ("reason", dep.get("reason")),
+             ("task definition", dep.get("task_definition_arn") and revision(dep["task_definition_arn"])),
+             ("previous", dep.get("previous_task_definition_arn")
+              and revision(dep["previous_task_definition_arn"])),
+             ("rollback of", dep.get("rollback_of")), ("promoted from", origin_note(dep)),
+             ("forced", forced_note(dep)), ("reason", dep.get("reason")),
              ("created", when(dep.get("created_at"))), ("finished", when(dep.get("finished_at"))
                                                         if dep.get("finished_at") else None),
              ("duration", seconds(dep.get("duration_seconds"))
@@ -140,11 +142,29 @@ def deployment(dep: dict, style: Style) -> str:
     return "\n".join(lines)
 
 
+def origin_note(dep: dict) -> str | None:
+    source = dep.get("promoted_from")
+    if not source:
+        return None
+    return (f"{source.get('service')} {source.get('deployment')} ({source.get('version')}, "
+            f"{source.get('state')} {when(source.get('finished_at'))})")
+
+
+def forced_note(dep: dict) -> str | None:
+    forced = dep.get("forced")
+    if not forced:
+        return None
+    past = ", ".join(m.get("id", "?") for m in forced.get("migrations") or []) or "not known"
+    return f"by {forced.get('by')} past migrations of {past}: {forced.get('reason')}"
+
+
 def refusal_details(body: Any) -> list[str]:
     """Lines for what a refusal lists besides its message (e.g. migrations since the target)."""
     if not isinstance(body, dict):
         return []
     lines = []
+    if body.get("error") == "migrations_since_target":
+        lines.append("  to roll back anyway: the same command with --force (its --reason is recorded)")
     for item in body.get("migrations") or []:
         command = " ".join(item.get("command") or [])
         lines.append(f"  migration since the target: {item.get('id')} {item.get('version') or ''}"

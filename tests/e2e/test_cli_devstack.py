@@ -27,23 +27,26 @@ WORKER = "better-chatbot-worker"
 FOLLOW = re.compile(r"follow it: slipway watch (\S+)")
 
 
-@pytest.fixture(scope="module")
-def cli_env(devstack, tmp_path_factory):
-    """The environment an operator's shell would have, pointing at the devstack: `slipway` on PATH
+def operator_env(stack, bin_dir: Path) -> dict:
+    """The environment an operator's shell would have, pointing at ``stack``: `slipway` on PATH
     runs this checkout's CLI; the AWS credentials are the devstack's own."""
-    info = devstack.get_json("/_devstack/aws")
-    bin_dir = tmp_path_factory.mktemp("cli-bin")
+    info = stack.get_json("/_devstack/aws")
     shim = bin_dir / "slipway"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m slipway_cli "$@"\n')
     shim.chmod(0o755)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("AWS_") and k not in ("SLIPWAY_URL", "NO_COLOR")}
     env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT),
-               SLIPWAY_URL=devstack.url, AWS_DEFAULT_REGION=info["region"],
+               SLIPWAY_URL=stack.url, AWS_DEFAULT_REGION=info["region"],
                AWS_ACCESS_KEY_ID=info.get("access_key_id", "e2e-operator"),
                AWS_SECRET_ACCESS_KEY=info.get("secret_access_key", "e2e-operator-secret"),
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(devstack, tmp_path_factory):
+    return operator_env(devstack, tmp_path_factory.mktemp("cli-bin"))
 
 
 def slipway(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -69,9 +72,9 @@ def pending_failing_migration(devstack) -> dict:
     return devstack.deployment_of("better-chatbot", devstack.push("better-chatbot", sha, version))
 
 
-def day_in_the_life() -> list[tuple[str, int]]:
-    """(command, expected exit code) of docs/cli.md's "A day in the life" block, in order."""
-    section = DOC.read_text().split("## A day in the life", 1)[1]
+def doc_commands(heading: str) -> list[tuple[str, int]]:
+    """(command, expected exit code) of the first sh block under ``heading`` in docs/cli.md."""
+    section = DOC.read_text().split(heading + "\n", 1)[1]
     block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
     commands = []
     for line in block.splitlines():
@@ -82,25 +85,19 @@ def day_in_the_life() -> list[tuple[str, int]]:
     return commands
 
 
-def test_the_day_in_the_life_of_the_docs_runs_as_written(devstack, cli_env, tmp_path):
-    """Each command of docs/cli.md's day, run by bash as written, ends with the exit code it says."""
-    push_worker(devstack)
-    push_worker(devstack)  # two worker releases: "previous" exists
-    failing = pending_failing_migration(devstack)
-    env = {**cli_env, "DEPLOYMENT": failing["id"]}
+def run_doc_commands(commands, env: dict, tmp_path: Path, started=None) -> list[str]:
+    """Run each command with bash as written; check its exit code; ``started(command, first
+    line)`` runs once a command has printed its first line (someone acts while it watches)."""
     transcript = []
-    commands = day_in_the_life()
-    assert any(c.startswith("slipway watch $DEPLOYMENT") for c, _ in commands)
     for index, (command, expected) in enumerate(commands):
         errors = tmp_path / f"stderr-{index}"
         with errors.open("w+") as stderr:
             proc = subprocess.Popen(["bash", "-c", command], env=env, cwd=ROOT, text=True,
                                     stdout=subprocess.PIPE, stderr=stderr)
             out = ""
-            if command.startswith("slipway watch $DEPLOYMENT"):
-                out = proc.stdout.readline()  # watching has begun: now someone approves
-                assert failing["id"] in out, out
-                devstack.approve(devstack.approval_link(failing["id"]))
+            if started is not None and started.wants(command):
+                out = proc.stdout.readline()
+                started(command, out)
             out += proc.stdout.read()
             proc.wait(timeout=90)
         err = errors.read_text()
@@ -108,16 +105,52 @@ def test_the_day_in_the_life_of_the_docs_runs_as_written(devstack, cli_env, tmp_
         assert proc.returncode == expected, f"{command} → {proc.returncode}\n{out}\n{err}"
         assert "Traceback" not in out + err
         follow = FOLLOW.search(out)
-        if follow:
-            env["ROLLBACK"] = follow.group(1)
+        if follow:  # `slipway rollback …` sets $ROLLBACK, `slipway promote …` $PROMOTION
+            env[{"rollback": "ROLLBACK", "promote": "PROMOTION"}[command.split()[1]]] = follow.group(1)
+    return transcript
+
+
+class ApproveWhileWatching:
+    """Approves ``dep_id`` through its Slack link once `slipway watch $DEPLOYMENT` has begun."""
+
+    def __init__(self, stack, dep_id: str):
+        self.stack, self.dep_id = stack, dep_id
+
+    def wants(self, command: str) -> bool:
+        return command.startswith("slipway watch $DEPLOYMENT")
+
+    def __call__(self, command: str, first_line: str) -> None:
+        assert self.dep_id in first_line, first_line
+        self.stack.approve(self.stack.approval_link(self.dep_id))
+
+
+def test_the_day_in_the_life_of_the_docs_runs_as_written(devstack, cli_env, tmp_path):
+    """Each command of docs/cli.md's day, run by bash as written, ends with the exit code it says."""
+    good, later = devstack.deploy(), devstack.deploy()  # each ran its migration
+    assert (good["state"], later["state"]) == ("SUCCEEDED", "SUCCEEDED")
+    failing = pending_failing_migration(devstack)
+    env = {**cli_env, "DEPLOYMENT": failing["id"], "GOOD": good["id"]}
+    commands = doc_commands("## A day in the life")
+    assert any(c.startswith("slipway watch $DEPLOYMENT") for c, _ in commands)
+    transcript = run_doc_commands(commands, env, tmp_path,
+                                  ApproveWhileWatching(devstack, failing["id"]))
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "cli-day-in-the-life.txt").write_text("\n".join(transcript))
-    watched = next(t for t in transcript if t.startswith("$ slipway watch $DEPLOYMENT"))
+    said = {t.split("\n", 1)[0][2:]: t for t in transcript}  # command → what it printed
+
+    def of(start: str, *also: str, without: str = "") -> str:
+        return next(out for command, out in said.items() if command.startswith(start)
+                    and all(a in command for a in also) and not (without and without in command))
+    watched = of("slipway watch $DEPLOYMENT")
     assert "MIGRATING" in watched and "=> FAILED" in watched
-    refused = next(t for t in transcript if "--to $DEPLOYMENT" in t)
-    assert "not_known_good" in refused or "did not succeed" in refused
-    rolled_back = next(t for t in transcript if t.startswith("$ slipway watch $ROLLBACK"))
-    assert "=> SUCCEEDED" in rolled_back
+    assert "not_known_good" in of("slipway rollback", "--to $DEPLOYMENT")
+    guarded = of("slipway rollback", "--to $GOOD", without="--force")
+    assert "migrations_since_target" in guarded
+    assert f"migration since the target: {later['id']}" in guarded
+    forced = of("slipway rollback", "--to $GOOD", "--force")
+    assert "FORCED by " in forced and later["id"] in forced
+    assert "=> SUCCEEDED" in of("slipway watch $ROLLBACK")
+    assert devstack.service()["taskDefinition"] == good["task_definition_arn"]
 
 
 def test_tables_and_json_say_what_the_api_says(devstack, cli_env):
@@ -221,3 +254,26 @@ def test_promote_prints_slipways_refusal(devstack, cli_env):
     assert refused.returncode == 3, refused.stderr
     assert body["message"] in refused.stderr
     no_traceback(refused)
+
+
+@pytest.fixture(scope="module")
+def ops_cli_env(opstack, tmp_path_factory):
+    return operator_env(opstack, tmp_path_factory.mktemp("ops-cli-bin"))
+
+
+def test_the_promotion_of_the_docs_runs_as_written(opstack, ops_cli_env, tmp_path):
+    """docs/cli.md's promotion: the same digest proposed by hand to better-chatbot-eu, refused
+    while one waits and for a service that is not promoted; each exit code as the doc says."""
+    from tests.e2e.test_promotion import proposal_of, reject
+    source = opstack.deploy("better-chatbot")
+    assert source["state"] == "SUCCEEDED", source["timeline"]
+    reject(opstack, proposal_of(opstack, source)["id"])  # the automatic proposal: "not yet"
+    env = {**ops_cli_env, "SOURCE": source["id"]}
+    transcript = run_doc_commands(doc_commands("### Promotion"), env, tmp_path)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "cli-promotion.txt").write_text("\n".join(transcript))
+    promoted = opstack.get_json(f"/deployments/{env['PROMOTION']}")
+    assert (promoted["kind"], promoted["state"]) == ("promote", "PENDING_APPROVAL")
+    assert promoted["image_digest"] == source["image_digest"]
+    assert any("already_proposed" in t for t in transcript)
+    assert any(re.search(rf"promoted from: +better-chatbot {source['id']}", t) for t in transcript)
