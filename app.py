@@ -10,7 +10,8 @@ from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
 from chalicelib.entrypoints.http import contract_error, secured
-from chalicelib.service import intake, pipeline, prune, reconcile as reconciler
+from chalicelib.service import (dora, intake, pipeline, prune, reconcile as reconciler,
+                                verify)
 
 app = Chalice(app_name="slipway", configure_logs=False)  # powertools' Logger formats the logs
 logger = Logger(service="slipway")
@@ -45,6 +46,19 @@ def on_deployment_state_change(event):
     return handle_event(
         "rollout", lambda deps, raw: pipeline.on_deployment_state_change(
             deps, raw, prune=prune.after_success), event)
+
+
+@app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+                  "detail": {"state": {"value": ["ALARM"]}}})
+def on_alarm_state_change(event):
+    """The bake's gate: a [service.verify] alarm in ALARM rolls the baking release back."""
+    return handle_event("alarm", verify.on_alarm_state_change, event)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def dora_metrics(event):
+    """Each service's DORA figures as EMF metrics (the dashboard's source), once an hour."""
+    return dora.emit_hourly(bootstrap.deps())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

@@ -12,6 +12,7 @@
     [service.notify]     slack_channel, github_repository, github_environment
     [service.prune]      keep = 10; only_tags = '^\\d+\\.\\d+\\.\\d+-[0-9a-f]{7}$'
     [service.promote]    from = "web-staging"   # see config_ops.py (also [[freeze]] windows)
+    [service.verify]     bake_minutes = 10; alarms = ["<CloudWatch alarm name>", ...]
 
     [identities]                        # optional: who is who across channels (self-review)
     "github:octocat" = ["slack:U0123"]
@@ -64,6 +65,13 @@ class Prune:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """The bake after ECS reports COMPLETED; the alarms are ECS's deployment alarms too."""
+    bake_minutes: float = 10
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     repository: str
@@ -77,6 +85,7 @@ class ServiceConfig:
     approval: Approval = field(default_factory=Approval)
     notify: Notify = field(default_factory=Notify)
     prune: Prune = field(default_factory=Prune)
+    verify: Verify | None = None
     rollout_timeout_minutes: float = 60
     promote: config_ops.Promote | None = None  # deployed only by promotion (and rollback)
 
@@ -111,6 +120,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Any]]] = {
     "notify": (Notify, {"slack_channel": str, "github_repository": str,
                         "github_environment": str}),
     "prune": (Prune, {"keep": int, "only_tags": str}),
+    "verify": (Verify, {"bake_minutes": (int, float), "alarms": list}),
 }
 _TOP = {"name": str, "repository": str, "cluster": str, "service": str, "container": str,
         "task_definition": str, "deploy_tags": str, "rollout_timeout_minutes": (int, float)}
@@ -207,6 +217,13 @@ def _section(label: str, name: str, body: Any) -> Any:
         _positive(label, values, "keep")
         if "only_tags" in values:
             values["only_tags"] = _regex(label, "only_tags", values["only_tags"])
+    elif name == "verify":
+        alarms = values.get("alarms", [])
+        if not all(isinstance(a, str) and 0 < len(a) <= 255 for a in alarms) or \
+                len(set(alarms)) != len(alarms):
+            raise ConfigError(f"{label}: key 'alarms' must list distinct CloudWatch alarm names")
+        values["alarms"] = tuple(alarms)
+        _positive(label, values, "bake_minutes")
     return cls(**values)
 
 

@@ -10,7 +10,8 @@ hostnames on: Fargate tasks need it in moto), two subnets and a security group; 
 per service its first task-definition revision (the ``task_definition`` template, or
 ``<name>.bootstrap.json`` beside services.toml for services that clone their current revision) and
 a FARGATE/awsvpc service with the deployment circuit breaker (rollback on); the DynamoDB tables from
-``chalicelib.adapters.tables``; the Secrets Manager secret (fresh random values); the SQS work queue.
+``chalicelib.adapters.tables``; the Secrets Manager secret (fresh random values); the SQS work queue;
+the CloudWatch alarms ``[service.verify]`` names (in OK).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib import config as config_mod
 from chalicelib.adapters.tables import all_tables
+from devstack.cloudwatch import provision_alarms
 
 REGION = "us-east-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
@@ -80,6 +82,7 @@ class Provisioned:
     clusters: list[str]
     services: dict[str, str] = field(default_factory=dict)  # service name → first revision ARN
     network: dict = field(default_factory=dict)
+    alarms: list[str] = field(default_factory=list)
 
 
 def app_environment(endpoint_url: str, config_file: Path, public_url: str, queue_url: str,
@@ -142,6 +145,7 @@ def provision(aws, config_file: Path, secret: dict, history: int = 1, *,
     aws.client("secretsmanager").create_secret(Name=secret_id, SecretString=json.dumps(secret))
     done.queue_url = aws.client("sqs").create_queue(
         QueueName=QUEUE_NAME, Attributes={"VisibilityTimeout": "10"})["QueueUrl"]
+    done.alarms = provision_alarms(aws, config_file)  # the [service.verify] alarms, all OK
     return done
 
 

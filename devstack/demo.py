@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from devstack import demo_bake
 from devstack.client import Client
 from devstack.ecs_emulator import EcsSettings
 from devstack.links import approval_links
@@ -29,7 +30,7 @@ from devstack.timeline import Follower, Narrator, recovery_lines, settled, slack
 SERVICE = REPOSITORY = "better-chatbot"
 APPROVER = "slack:U0APPROVER1"
 RELEASES = [("abc123d", "1.22.0"), ("def4567", "1.23.0")]  # (short sha, version), as CI tags them
-SCENARIOS = ("happy", "migration-fails", "rollout-fails", "rollback")
+SCENARIOS = ("happy", "migration-fails", "rollout-fails", "rollback", "alarm-rollback")
 
 
 class Unexpected(Exception):
@@ -60,6 +61,8 @@ class Out:
 
 
 class Demo:
+    Unexpected = Unexpected  # for scenarios in modules of their own (demo_bake)
+
     def __init__(self, stack: Stack, out: Out):
         self.stack, self.out, self.http = stack, out, Client(stack.url)
         info = self.http.get("/_devstack/aws").json()
@@ -231,7 +234,7 @@ def _rev(arn: str) -> str:
 
 
 RUN = {"happy": happy, "migration-fails": migration_fails, "rollout-fails": rollout_fails,
-       "rollback": rollback}
+       "rollback": rollback, "alarm-rollback": demo_bake.alarm_rollback}
 
 
 def run(scenario: str, config_dir: Path, task_seconds: float = 2.0, log_level: str = "INFO") -> int:

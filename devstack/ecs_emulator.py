@@ -13,6 +13,11 @@ Everything here is a stand-in for behaviour of real ECS that moto does not model
   SERVICE_DEPLOYMENT_COMPLETED (rolloutState COMPLETED, older deployments gone). With
   ``rollout: "fail"``: SERVICE_DEPLOYMENT_FAILED, then the circuit breaker's rollback, a new
   deployment of the previous task definition, which completes in turn.
+* Deployment alarms (``deploymentConfiguration.alarms``, enable on): an alarm in ALARM when the
+  rollout would complete, or set to ALARM during it (``alarm_changed``), fails the deployment
+  with a reason naming the alarm, and with ``rollback`` on starts the rollback as the circuit
+  breaker does.
+* ``migration_log`` lines are written where the awslogs driver would put them when a task stops.
 * ``drop_events`` withholds the ECS events (counted in ``dropped``): only the reconciler, which
   asks DescribeTasks/DescribeServices, can then finish the deployment.
 
@@ -50,6 +55,7 @@ class EcsSettings:
     rollout: str = "complete"  # or "fail"
     drop_events: bool = False
     task_seconds: float = 3.0
+    migration_log: tuple[str, ...] = ()
 
     def merged(self, data: Any) -> "EcsSettings":
         """These settings with ``data``'s keys applied; raises SettingsError for bad input."""
@@ -62,11 +68,16 @@ class EcsSettings:
                   "rollout": lambda v: v in ("complete", "fail"),
                   "drop_events": lambda v: isinstance(v, bool),
                   "task_seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and 0 <= v <= 3600}
+                  and 0 <= v <= 3600,
+                  "migration_log": lambda v: isinstance(v, list) and len(v) <= 10_000
+                  and all(isinstance(line, str) for line in v)}
         bad = [k for k, v in data.items() if not checks[k](v)]
         if bad:
             raise SettingsError(f"invalid value for {', '.join(sorted(bad))} (migration_exit_code: "
-                                "int, rollout: complete|fail, drop_events: bool, task_seconds: 0-3600)")
+                                "int, rollout: complete|fail, drop_events: bool, task_seconds: 0-3600, "
+                                "migration_log: list of strings)")
+        if "migration_log" in data:
+            data = {**data, "migration_log": tuple(data["migration_log"])}
         return replace(self, **data)
 
 
@@ -90,10 +101,13 @@ class EcsEmulator:
     """
 
     def __init__(self, backend: Any, emit: Callable[[dict], None],
-                 describe_task: Callable[[str, str], dict], settings: EcsSettings = EcsSettings()):
+                 describe_task: Callable[[str, str], dict], settings: EcsSettings = EcsSettings(),
+                 alarm_state: Callable[[str], str | None] = lambda name: None,
+                 write_log: Callable[[Any, tuple[str, ...]], Any] = lambda task, lines: None):
         self._backend = backend
         self._emit_fn = emit
         self._describe_task = describe_task
+        self._alarm_state, self._write_log = alarm_state, write_log
         self._settings = settings
         self._lock = threading.RLock()
         self._scheduler = Scheduler("devstack-ecs")
@@ -186,6 +200,11 @@ class EcsEmulator:
         task.last_status = task.desired_status = "RUNNING"
 
     def _exit(self, task: Any, settings: EcsSettings) -> None:
+        if task.last_status != "STOPPED":
+            try:  # the awslogs driver has shipped the output before ECS reports the task STOPPED
+                self._write_log(task, settings.migration_log)
+            except Exception:
+                log.exception("could not write the log of %s", task.task_arn)
         with self._lock:
             if task.last_status == "STOPPED":  # StopTask got there first
                 return
@@ -255,7 +274,10 @@ class EcsEmulator:
             "rolloutStateReason": reason or f"ECS deployment {dep_id} in progress.",
         }
 
-    def _complete(self, service: Any, dep_id: str, _previous: Any, settings: EcsSettings) -> None:
+    def _complete(self, service: Any, dep_id: str, previous: Any, settings: EcsSettings) -> None:
+        firing = [n for n in _watched(service) if self._alarm_state(n) == "ALARM"]
+        if firing and previous is not None:  # ECS watched the alarms all along: it fails instead
+            return self._alarm_failure(service, dep_id, previous, firing[0], settings)
         with self._lock:
             dep = next((d for d in service.deployments if d["id"] == dep_id), None)
             if dep is None or dep["rolloutState"] != "IN_PROGRESS" or dep["status"] != "PRIMARY":
@@ -267,19 +289,43 @@ class EcsEmulator:
             service.running_count, service.pending_count = dep["desiredCount"], 0
         self._rollout_event(service, dep_id, "SERVICE_DEPLOYMENT_COMPLETED", reason, settings)
 
-    def _fail(self, service: Any, dep_id: str, previous: dict | None, settings: EcsSettings) -> None:
+    def alarm_changed(self, name: str, state: str, _reason: str = "") -> list[str]:
+        """An alarm changed: fail every in-progress rollout that watches it (ALARM only)."""
+        if state != "ALARM":
+            return []
+        failed = []
+        for service in list(self._backend.services.values()):
+            with self._lock:
+                ours = [d for d in service.deployments if d.get("status") == "PRIMARY"
+                        and d.get("rolloutState") == "IN_PROGRESS"]
+                older = [d for d in service.deployments if d.get("status") != "PRIMARY"]
+            if ours and older and name in _watched(service):
+                self._alarm_failure(service, ours[0]["id"], older[0], name, self.settings)
+                failed.append(ours[0]["id"])
+        return failed
+
+    def _alarm_failure(self, service: Any, dep_id: str, previous: dict, name: str,
+                       settings: EcsSettings) -> None:
+        alarms = (getattr(service, "deployment_configuration", None) or {}).get("alarms") or {}
+        self._fail(service, dep_id, previous, settings,
+                   f"ECS deployment {dep_id} failed: alarm(s) detected: {name}.",
+                   bool(alarms.get("rollback")), "ECS deployment alarms")
+
+    def _fail(self, service: Any, dep_id: str, previous: dict | None, settings: EcsSettings,
+              why: str = FAILED_REASON, rollback_on: bool | None = None,
+              by: str = "ECS deployment circuit breaker") -> None:
         with self._lock:
             dep = next((d for d in service.deployments if d["id"] == dep_id), None)
             if dep is None or dep["rolloutState"] != "IN_PROGRESS" or dep["status"] != "PRIMARY":
                 return
-            failed = {**dep, "rolloutState": "FAILED", "rolloutStateReason": FAILED_REASON,
+            failed = {**dep, "rolloutState": "FAILED", "rolloutStateReason": why,
                       "failedTasks": max(dep["desiredCount"], 1), "updatedAt": now()}
             breaker = (getattr(service, "deployment_configuration", None) or {}).get(
                 "deploymentCircuitBreaker") or {}
             rollback = None
-            if breaker.get("rollback") and previous is not None:
-                reason = ("ECS deployment circuit breaker: rolling back to deploymentId "
-                          f"{previous['id']}.")
+            if (breaker.get("rollback") if rollback_on is None else rollback_on) \
+                    and previous is not None:
+                reason = f"{by}: rolling back to deploymentId {previous['id']}."
                 rollback = self._deployment(service, previous["taskDefinition"], reason)
                 service.task_definition = previous["taskDefinition"]
                 failed["status"] = "ACTIVE"
@@ -287,7 +333,7 @@ class EcsEmulator:
             else:
                 service.deployments = [failed if d["id"] == dep_id else d
                                        for d in service.deployments]
-        self._rollout_event(service, dep_id, "SERVICE_DEPLOYMENT_FAILED", FAILED_REASON, settings)
+        self._rollout_event(service, dep_id, "SERVICE_DEPLOYMENT_FAILED", why, settings)
         if rollback is not None:
             self._rollout_event(service, rollback["id"], "SERVICE_DEPLOYMENT_IN_PROGRESS",
                                 rollback["rolloutStateReason"], settings)
@@ -315,6 +361,12 @@ class EcsEmulator:
             log.info("withheld %s (drop_events)", event["detail-type"])
             return
         self._emit_fn(copy.deepcopy(event))
+
+
+def _watched(service: Any) -> list[str]:
+    """The deployment alarms ECS watches during this service's rollouts (enable on)."""
+    alarms = (getattr(service, "deployment_configuration", None) or {}).get("alarms") or {}
+    return list(alarms.get("alarmNames") or []) if alarms.get("enable") else []
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devstack import aws as aws_mod, sigv4
+from devstack import aws as aws_mod, cloudwatch, sigv4
 from devstack.control import register_control
 from devstack.ecs_emulator import EcsEmulator, EcsSettings
 from devstack.events import EventBus, QueueWorker, Reconciler
@@ -51,6 +51,7 @@ class Stack:
         self.bus: EventBus | None = None
         self.worker: QueueWorker | None = None
         self.reconciler: Reconciler | None = None
+        self.alarm_control: cloudwatch.AlarmControl | None = None
         self.provisioned: aws_mod.Provisioned | None = None
         self.app_module: Any = None
         self.log_file: Path | None = None  # where tracebacks go (serve and demo set it)
@@ -83,7 +84,8 @@ class Stack:
         self.emulator = EcsEmulator(
             self.aws.backend("ecs"), emit=lambda e: self.bus.publish(e) if self.bus else None,
             describe_task=lambda c, t: ecs.describe_tasks(cluster=c, tasks=[t])["tasks"][0],
-            settings=self.ecs_settings)
+            settings=self.ecs_settings, alarm_state=cloudwatch.alarm_state,
+            write_log=lambda task, lines: cloudwatch.write_migration_log(self.aws, task, lines))
         self._up(self.emulator.install())
         self.server = DevstackServer(self.host, self.port)
         self.server.keys = self.api_keys
@@ -106,6 +108,10 @@ class Stack:
                                      self.faults.invocation, clock=self.clock)
         self._up(self.bus.start(), self.worker.start(), self.reconciler.start())
         register_control(self.server, self)
+        self.alarm_control = cloudwatch.AlarmControl(
+            self.aws, account, region, emit=lambda e: self.bus.publish_and_wait([e]),
+            on_alarm=self.emulator.alarm_changed)
+        cloudwatch.register(self.server, self)
         self.server.mount(app_module.app, self.faults.invocation)
         self.server.start()
 

@@ -116,9 +116,12 @@ class FakeEcs:
         self.tasks[task_arn].update(lastStatus="STOPPED", stopCode="UserInitiated",
                                     stoppedReason=reason)
 
-    def update_service(self, cluster: str, service: str, task_definition: str) -> str:
+    def update_service(self, cluster: str, service: str, task_definition: str,
+                       deployment_configuration: dict | None = None) -> str:
         self.calls.append("UpdateService")
         svc = self.services[(cluster, service)]
+        if deployment_configuration:
+            svc["deploymentConfiguration"] = copy.deepcopy(deployment_configuration)
         new_id = f"ecs-svc/{next(self._ids)}"
         for d in svc["deployments"]:
             d["status"] = "ACTIVE"
@@ -174,3 +177,31 @@ class RecordingNotifier:
 
     def changed(self, dep, changes) -> None:
         self.seen.append((dep.id, dep.state.value, tuple(changes)))
+
+
+class FakeAlarms:
+    """CloudWatch alarms by name: ``set(name, state, reason)``; ``states`` as DescribeAlarms."""
+
+    def __init__(self) -> None:
+        self.alarms: dict[str, dict] = {}
+        self.calls = 0
+
+    def set(self, name: str, state: str, reason: str = "") -> None:
+        self.alarms[name] = {"state": state, "reason": reason}
+
+    def states(self, names: list[str]) -> dict[str, dict]:
+        self.calls += 1
+        return {n: dict(self.alarms[n]) for n in names if n in self.alarms}
+
+
+class FakeLogs:
+    """Log streams by (group, stream); a missing stream answers as CloudWatch Logs does."""
+
+    def __init__(self) -> None:
+        self.streams: dict[tuple[str, str], list[str]] = {}
+
+    def tail(self, group: str, stream: str, limit: int = 50):
+        lines = self.streams.get((group, stream))
+        if lines is None:
+            return [], f"no logs: log stream {stream} not found in log group {group}"
+        return lines[-limit:], None if lines else f"no logs: log stream {stream} is empty"

@@ -126,10 +126,14 @@ class Ecs:
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         _call(self._ecs.stop_task, cluster=cluster, task=task_arn, reason=reason[:255])
 
-    def update_service(self, cluster: str, service: str, task_definition: str) -> str | None:
-        """Point the service at ``task_definition``; return the new PRIMARY deployment's id."""
+    def update_service(self, cluster: str, service: str, task_definition: str,
+                       deployment_configuration: dict | None = None) -> str | None:
+        """Point the service at ``task_definition``; return the new PRIMARY deployment's id.
+        ``deployment_configuration`` (whole, as DescribeServices gave it, plus the alarms)."""
+        extra = {"deploymentConfiguration": deployment_configuration} \
+            if deployment_configuration else {}
         got = _call(self._ecs.update_service, cluster=cluster, service=service,
-                    taskDefinition=task_definition)["service"]
+                    taskDefinition=task_definition, **extra)["service"]
         primary = [d for d in got.get("deployments", []) if d.get("status") == "PRIMARY"]
         return primary[0].get("id") if primary else None
 

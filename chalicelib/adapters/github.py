@@ -86,15 +86,22 @@ class GitHubClient:
 
     def commit_author(self, repo: str, sha: str) -> str | None:
         """The GitHub login of a commit's author; None when GitHub does not know it."""
+        return self.commit_info(repo, sha)[0]
+
+    def commit_info(self, repo: str, sha: str) -> tuple[str | None, str | None]:
+        """(author's login, committer date ISO) of a commit, from one call; Nones when unknown."""
         try:
             data = self._request("GET", f"{_repo_path(repo)}/commits/{quote(sha, safe='')}")
         except NotificationError as exc:
             if exc.status in (404, 422):  # no such commit (422: not a valid SHA)
-                return None
+                return None, None
             raise
         author = data.get("author")
         login = author.get("login") if isinstance(author, dict) else None
-        return str(login) if login else None
+        committer = (data.get("commit") or {}).get("committer") if isinstance(
+            data.get("commit"), dict) else None
+        date = committer.get("date") if isinstance(committer, dict) else None
+        return (str(login) if login else None), (date if isinstance(date, str) else None)
 
     def _headers(self) -> dict[str, str]:
         return {

@@ -2,6 +2,7 @@
 
     PENDING_APPROVAL                 queued       (log_url: the Slipway deployment)
     APPROVED, MIGRATING, DEPLOYING   in_progress
+    VERIFYING (the bake)             in_progress  ("Baking until …, watching alarms …")
     SUCCEEDED                        success
     FAILED, ROLLED_BACK              failure
     REJECTED, SUPERSEDED, EXPIRED    inactive
@@ -26,7 +27,8 @@ CHANNEL = "github"
 S = State
 STATUS: dict[State, str] = {
     S.PENDING_APPROVAL: "queued", S.APPROVED: "in_progress", S.MIGRATING: "in_progress",
-    S.DEPLOYING: "in_progress", S.SUCCEEDED: "success", S.FAILED: "failure",
+    S.DEPLOYING: "in_progress", S.VERIFYING: "in_progress", S.SUCCEEDED: "success",
+    S.FAILED: "failure",
     S.ROLLED_BACK: "failure", S.REJECTED: "inactive", S.SUPERSEDED: "inactive",
     S.EXPIRED: "inactive",
 }
@@ -75,9 +77,11 @@ class GitHubNotifier:
         repo = svc.notify.github_repository
         found: dict[str, Any] = {}
         if dep.kind == "deploy" and dep.commit and "author" not in dep.notifications:
-            login = client.commit_author(repo, dep.commit)
+            login, committed = client.commit_info(repo, dep.commit)
             if login:
                 found["author"] = f"github:{login}"
+            if committed:
+                found["commit_time"] = committed  # the DORA lead time starts here
         gh_id, failure = _deployment_id(dep), None
         if gh_id is None:
             environment = svc.notify.github_environment
@@ -142,6 +146,12 @@ def _title(dep: Deployment) -> str:
     return f"{verb} {dep.service} {what}{source} (Slipway {dep.id})"
 
 
+def _baking(dep: Deployment) -> str:
+    bake = dep.verify or {}
+    return (f"Baking until {str(bake.get('ends_at', ''))[11:19]} UTC, watching alarms "
+            f"{', '.join(bake.get('alarms') or [])}")
+
+
 def describe(dep: Deployment) -> str:
     """One line for the status (the client cuts it to GitHub's 140 characters)."""
     approvers = ", ".join(dict.fromkeys(a["by"] for a in dep.approvals
@@ -151,6 +161,7 @@ def describe(dep: Deployment) -> str:
         S.APPROVED: f"Approved by {approvers}" if approvers else "Approved",
         S.MIGRATING: "Running the database migration",
         S.DEPLOYING: "Rolling out the new task definition",
+        S.VERIFYING: _baking(dep),
         S.SUCCEEDED: "Deployed" + (f" in {round(dep.duration_seconds())} s"
                                    if dep.duration_seconds() is not None else ""),
     }

@@ -54,6 +54,27 @@ def thread_text(note: Any) -> str:
     return _fit(note, SECTION_LIMIT)
 
 
+LOG_LINE_LIMIT = 300  # one log line in Slack
+
+
+def thread_with_log(note: Any, lines: list[str], missing: str | None) -> str:
+    """A threaded detail followed by the migration's last lines as a code block (the newest kept
+    when they do not all fit one message), or the plain reason there are none."""
+    head = _fit(note, 1000)
+    if not lines:
+        return head + (f"\n_{_fit(missing, 500)}_" if missing else "")
+    shown = [_unfence(_fit(line, LOG_LINE_LIMIT)) or " " for line in lines]
+    title = f"\n*Migration output (last {{n}} line{{s}})*\n```\n"
+    budget = SECTION_LIMIT - len(head) - len(title) - 10
+    kept: list[str] = []
+    for line in reversed(shown):
+        if sum(len(k) + 1 for k in kept) + len(line) + 1 > budget:
+            break
+        kept.insert(0, line)
+    n = len(kept)
+    return head + title.format(n=n, s="" if n == 1 else "s") + "\n".join(kept) + "\n```"
+
+
 def _title(dep: dict) -> str:
     version = dep.get("version") or dep.get("image_tag") or _short_digest(dep.get("image_digest")) or "?"
     if dep.get("kind") == "rollback":
@@ -242,11 +263,22 @@ def _rejected(dep: dict) -> str:
 
 def _succeeded(dep: dict) -> str:
     seconds = dep.get("duration_seconds")
-    return ":tada: Deployed" + (f" in {round(float(seconds))} s" if seconds is not None else "")
+    bake = dep.get("verify") or {}
+    quiet = f"; bake of {bake['bake_minutes']:g} min quiet" if bake.get("bake_minutes") else ""
+    return ":tada: Deployed" + (f" in {round(float(seconds))} s" if seconds is not None else "") \
+        + quiet
 
 
 def _with_reason(line: str, dep: dict) -> str:
     return line + (f": {_fit(dep['reason'], 1500)}" if dep.get("reason") else "")
+
+
+def _verifying(dep: dict) -> str:
+    """The bake: until when, which alarms."""
+    bake = dep.get("verify") or {}
+    alarms = _joined(bake.get("alarms") or [], 1000, _code) or "none"
+    return (f":hourglass_flowing_sand: Baking until {_expiry(bake.get('ends_at'))}: watching "
+            f"alarms {alarms}; an alarm in ALARM rolls back automatically")
 
 
 def _deploying(dep: dict) -> str:
@@ -259,6 +291,7 @@ _STATUS = {
     "APPROVED": lambda dep: f":white_check_mark: Approved by {_people(dep) or 'policy'}",
     "MIGRATING": lambda dep: f":hammer_and_wrench: Running migration {_migration(dep.get('migration_command'))}",
     "DEPLOYING": _deploying,
+    "VERIFYING": _verifying,
     "SUCCEEDED": _succeeded,
     "FAILED": lambda dep: _with_reason(":x: Failed", dep),
     "REJECTED": _rejected,
@@ -266,7 +299,7 @@ _STATUS = {
     "EXPIRED": lambda dep: f":hourglass: Expired with {len(_approvals(dep))} of {dep.get('quorum') or 1} approvals",
     "ROLLED_BACK": lambda dep: _with_reason(":leftwards_arrow_with_hook: Rolled back", dep),
 }
-_SHOW_APPROVALS = {"MIGRATING", "DEPLOYING", "SUCCEEDED", "FAILED", "ROLLED_BACK"}
+_SHOW_APPROVALS = {"MIGRATING", "DEPLOYING", "VERIFYING", "SUCCEEDED", "FAILED", "ROLLED_BACK"}
 
 
 def _actions(dep: dict) -> dict:

@@ -26,8 +26,8 @@ CHANNEL = "slack"
 #: Changes that alter what the message shows (new states, an approval, a new tag).
 VISIBLE = frozenset({s.value for s in State} | {"APPROVAL_RECORDED", "TAGGED"})
 #: Changes whose timeline note is worth a thread reply.
-THREADED = frozenset({"MIGRATION_STARTED", "ROLLOUT_STARTED", "NOTE", "SUCCEEDED", "FAILED",
-                      "ROLLED_BACK"})
+THREADED = frozenset({"MIGRATION_STARTED", "ROLLOUT_STARTED", "NOTE", "VERIFYING", "SUCCEEDED",
+                      "FAILED", "ROLLED_BACK"})
 CONVERGE_ROUNDS = 3
 _SLACK_USER = re.compile(r"^slack:([UW][A-Z0-9]{2,30})$")
 
@@ -126,7 +126,7 @@ class SlackNotifier:
             self._converge(None, _shown(dep), svc, ref)
         note = self._thread_note(dep, changes)
         if note:
-            client.post_thread(*ref, slack_message.thread_text(note))
+            client.post_thread(*ref, note)
 
     def _converge(self, fresh: Deployment | None, shown: tuple, svc, ref) -> None:
         """Render again while the ledger shows something newer than what Slack shows."""
@@ -182,12 +182,22 @@ class SlackNotifier:
 
     @staticmethod
     def _thread_note(dep: Deployment, changes: list[str]) -> str | None:
+        """The thread reply for these changes (escaped and bounded), if any."""
         wanted = set(THREADED & set(changes))
         if dep.state is State.DEPLOYING and "DEPLOYING" in changes and dep.migration:
             wanted.add("DEPLOYING")  # "migration exited 0; updating the service"
         if not wanted or not dep.timeline:
             return None
-        return dep.timeline[-1]["note"]
+        note = dep.timeline[-1]["note"]
+        migration = dep.migration or {}
+        failed = dep.state is State.FAILED and (dep.reason or "").startswith("migration")
+        if ("log_tail" in migration or "log_note" in migration) and (
+                failed or dep.state is State.DEPLOYING and "DEPLOYING" in wanted):
+            # the migration's own words: all we have on failure, the last 10 lines on success
+            lines = list(migration.get("log_tail") or [])
+            return slack_message.thread_with_log(note, lines if failed else lines[-10:],
+                                                 migration.get("log_note"))
+        return slack_message.thread_text(note)
 
 
 def awaiting_people(dep: Deployment, svc) -> bool:

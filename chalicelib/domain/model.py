@@ -19,6 +19,7 @@ class State(str, Enum):
     APPROVED = "APPROVED"
     MIGRATING = "MIGRATING"
     DEPLOYING = "DEPLOYING"
+    VERIFYING = "VERIFYING"  # the bake after ECS's COMPLETED (services with [service.verify])
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
@@ -37,7 +38,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.SUPERSEDED}),
     S.APPROVED: frozenset({S.MIGRATING, S.DEPLOYING, S.FAILED}),
     S.MIGRATING: frozenset({S.DEPLOYING, S.FAILED}),
-    S.DEPLOYING: frozenset({S.SUCCEEDED, S.FAILED, S.ROLLED_BACK}),
+    S.DEPLOYING: frozenset({S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.VERIFYING}),
+    S.VERIFYING: frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.FAILED}),
     S.SUCCEEDED: frozenset(),
     S.FAILED: frozenset(),
     S.REJECTED: frozenset(),
@@ -46,7 +48,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.ROLLED_BACK: frozenset(),
 }
 #: States in which ECS is working for this deployment (a service is "locked" while one exists).
-BUSY = frozenset({S.APPROVED, S.MIGRATING, S.DEPLOYING})
+BUSY = frozenset({S.APPROVED, S.MIGRATING, S.DEPLOYING, S.VERIFYING})
 
 
 class IllegalTransition(Conflict):
@@ -98,6 +100,7 @@ class Deployment:
     rollback_of: str | None = None
     forced: dict | None = None  # a rollback forced past migrations: by, reason, at, migrations
     promoted_from: dict | None = None  # kind "promote": the source deployment (id, service, …)
+    verify: dict | None = None  # the bake: ends, alarms watched, what fired (service/verify.py)
     timeline: list[dict] = dataclasses.field(default_factory=list)
     notifications: dict = dataclasses.field(default_factory=dict)
     claims: dict = dataclasses.field(default_factory=dict)  # ECS step → when a worker claimed it

@@ -109,3 +109,45 @@ def _show(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, default=str)
+
+
+#: Text that names a secret and gives its value (``DB_PASSWORD=…``, ``"api_key": "…"``), credentials
+#: inside URLs, bearer tokens and AWS access key ids.
+_SECRET_TEXT = (
+    (re.compile(r"(?i)(\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|"
+                r"private[_-]?key|credentials?)[\w.-]*\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;]+)"),
+     r"\1" + REDACTED),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + REDACTED + "@"),
+    (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
+)
+
+
+def redact_text(text: str, body: dict | None = None) -> str:
+    """``text`` (a log line) with what the diff hides hidden too: every value of ``body``'s secret
+    paths (env values, secret references, log-driver options, …) and text that looks like a
+    credential."""
+    for value in sorted(_secret_values(body or {}), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _secret_values(body: dict) -> set[str]:
+    out: set[str] = set()
+
+    def walk(path: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                if not str(key).startswith("awslogs-"):  # where logs go is no secret
+                    walk(f"{path}.{key}", sub)
+        elif isinstance(value, list):
+            for index, sub in enumerate(value):
+                walk(f"{path}.{index}", sub)
+        elif isinstance(value, str) and len(value) >= 4 and _secret_path(path):
+            out.add(value)
+
+    for path, entry in _normalise(body).items():
+        walk(path, entry)
+    return out

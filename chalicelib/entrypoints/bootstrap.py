@@ -7,9 +7,11 @@ from pathlib import Path
 
 from chalicelib import config as config_mod
 from chalicelib.adapters import aws
+from chalicelib.adapters.cloudwatch import CloudWatchAlarms
 from chalicelib.adapters.ecs import Ecs
 from chalicelib.adapters.ledger_dynamodb import DynamoLedger
 from chalicelib.adapters.log_notifier import FanOut, LogNotifier
+from chalicelib.adapters.logs import CloudWatchLogs
 from chalicelib.adapters.metrics import MetricsNotifier
 from chalicelib.adapters.queue import SqsDispatcher
 from chalicelib.domain import links
@@ -70,6 +72,8 @@ def deps() -> Deps:
         dispatcher=SqsDispatcher(aws.Lazy("sqs"), _env("SLIPWAY_QUEUE_URL")),
         secrets=functools.partial(load_secret, _env("SLIPWAY_SECRET_ID")),
         settings=settings(),
+        alarms=CloudWatchAlarms(lambda: aws.client("cloudwatch")),
+        logs=CloudWatchLogs(lambda: aws.client("logs")),
     )
     from chalicelib.service.promote import Trigger  # SUCCEEDED here proposes promotions
 

@@ -2,8 +2,10 @@
 the JSON). Facts, diff, approvals, migration, timeline and reason; it decides nothing."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from html import escape
 
+from chalicelib.entrypoints import charts
 from chalicelib.entrypoints.pages import (Linker, approvals, diff, facts, href, page, revision,
                                           state_sentence, text, title_of, when)
 
@@ -29,7 +31,16 @@ def _migration(view: dict) -> str:
             ("Stop code", ran.get("stop_code") or "—"), ("Reason", ran.get("reason") or "—")]
     table = "<table class='facts'>" + "".join(
         f"<tr><th scope='row'>{k}</th><td>{text(v)}</td></tr>" for k, v in rows) + "</table>"
-    return f"<h2>Migration</h2>{said}{table}"
+    return f"<h2>Migration</h2>{said}{table}{_output(ran)}"
+
+
+def _output(ran: dict) -> str:
+    """The migration's last lines (already redacted), or why there are none."""
+    lines = ran.get("log_tail") or []
+    if not lines:
+        return f"<p class='muted'>{escape(ran.get('log_note') or 'No output was read.')}</p>"
+    return (f"<h3>Output (last {len(lines)} lines)</h3><pre class='log' tabindex='0' "
+            f"aria-label='migration output'>{escape(chr(10).join(lines))}</pre>")
 
 
 def _timeline(view: dict, links: Linker) -> str:
@@ -46,6 +57,11 @@ def deployment_page(view: dict, links: Linker = HERE) -> str:
     lines = [escape(state_sentence(view))]
     if view.get("reason"):
         lines.append(f"Reason: {text(view['reason'], links)}")
+    if view.get("state") == "VERIFYING" and view.get("verify"):
+        bake = view["verify"]
+        lines.append(f"Baking until {when(bake.get('ends_at'), seconds=True)}, watching alarms "
+                     f"{escape(', '.join(bake.get('alarms') or []))}: an alarm in ALARM rolls "
+                     "back automatically.")
     if view.get("rollback_of"):
         lines.append(f"Rolls back to deployment <a href='{href(view['rollback_of'], links)}'>"
                      f"{escape(str(view['rollback_of']))}</a>.")
@@ -57,7 +73,8 @@ def deployment_page(view: dict, links: Linker = HERE) -> str:
     return page(title, f"<h1>{escape(title_of(view))}</h1>"
                        f"<p class='muted'>Deployment <code>{escape(view['id'])}</code>, "
                        f"{escape(str(view.get('kind')))}, pushed {when(view['created_at'])}</p>"
-                       f"{status}{facts(view)}{diff(view)}{approvals(view, links)}"
+                       f"{status}{charts.phase_bar(view, datetime.now(timezone.utc))}"
+                       f"{facts(view)}{diff(view)}{approvals(view, links)}"
                        f"{_migration(view)}{_timeline(view, links)}")
 
 

@@ -31,6 +31,13 @@ button{font-size:1rem;padding:.5rem 1.25rem;margin:.25rem .5rem .25rem 0;cursor:
 .approve{background:#1a7f37;color:#fff;border:0}.reject{background:#cf222e;color:#fff;border:0}
 .note{padding:.75rem;border-left:4px solid #888;background:#f6f8fa}.alert{border-left-color:#cf222e}
 textarea{width:100%;font:inherit}.muted{color:#555}
+.log{font:.85rem/1.4 ui-monospace,monospace;background:#f6f8fa;border:1px solid #ddd;padding:.5rem;
+overflow-x:auto;white-space:pre;max-height:30rem}
+.bar{display:block;width:100%;height:2.5rem}.history{display:block;width:100%;height:auto;max-height:5rem}
+.legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.25rem 1.25rem}
+.swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.35rem;vertical-align:-.05rem}
+.spark{display:block;width:8rem;height:2rem}.dora th{width:auto}
+@media (max-width:40rem){.spark{width:4.5rem}.dora th,.dora td{padding:.3rem .25rem}}
 @media (max-width:40rem){.facts th,.facts td{display:block;width:auto;border:0;padding:0}
 .facts tr{display:block;padding:.4rem 0;border-bottom:1px solid #ddd}
 .facts th{font-size:.85rem;color:#555}.old,.new{margin-left:0}}"""
@@ -43,6 +50,7 @@ _STATES = {
     "PENDING_APPROVAL": "is waiting for approval", "APPROVED": "was approved and is starting",
     "MIGRATING": "was approved and is running its migration",
     "DEPLOYING": "was approved and is rolling out", "SUCCEEDED": "was deployed",
+    "VERIFYING": "is rolled out and baking (watching its alarms)",
     "FAILED": "failed", "REJECTED": "was rejected", "EXPIRED": "expired before it was approved",
     "SUPERSEDED": "was superseded by a newer push", "ROLLED_BACK": "was rolled back",
 }

@@ -17,10 +17,11 @@ from chalicelib.domain import approval
 from chalicelib.domain.model import State
 from chalicelib.entrypoints import bootstrap, pages
 from chalicelib.entrypoints.deployment_page import deployment_error_page, deployment_page
+from chalicelib.entrypoints.service_page import service_page
 from chalicelib.entrypoints.http import (error_status, form, html_response, int_param, json_body,
                                          json_errors, json_response)
 from chalicelib.errors import BadRequest, Conflict, Forbidden
-from chalicelib.service import (decisions, freezes, promote as promotions, queries,
+from chalicelib.service import (decisions, dora, freezes, promote as promotions, queries,
                                 rollback as rollbacks)
 from chalicelib.service.deps import Deps
 from chalicelib.service.views import deployment_json
@@ -82,6 +83,24 @@ def _deployment_as_html(dep_id: str, token: str | None = None) -> Response:
             decisions.verify_view(deps, dep_id, token)
         links = _page_links(deps, "../" if token is not None else "./")
         return html_response(deployment_page(queries.get_deployment(deps, dep_id), links))
+    except Exception as exc:
+        status, _, message = error_status(exc)
+        return html_response(deployment_error_page(status, message), status)
+
+
+def _service_status(name: str, days: str | None) -> dict:
+    deps = bootstrap.deps()
+    return queries.service_status(deps, deps.service(name), dora.window(days))
+
+
+@json_errors
+def _service_as_json(name: str, days: str | None) -> Response:
+    return json_response(_service_status(name, days))
+
+
+def _service_as_html(name: str, days: str | None) -> Response:
+    try:
+        return html_response(service_page(_service_status(name, days), bootstrap.deps().clock()))
     except Exception as exc:
         status, _, message = error_status(exc)
         return html_response(deployment_error_page(status, message), status)
@@ -191,10 +210,12 @@ def register(app: Chalice, iam_authorizer) -> None:
                                            for s in deps.config.services]})
 
     @app.route("/services/{name}", authorizer=iam_authorizer)
-    @json_errors
     def get_service(name):
-        deps = bootstrap.deps()
-        return json_response(queries.service_status(deps, deps.service(name)))
+        """JSON for API clients; the service page (history, DORA charts) for browsers."""
+        days = (app.current_request.query_params or {}).get("days")
+        if prefers_html(app.current_request.headers.get("accept")):
+            return _vary(_service_as_html(name, days))
+        return _vary(_service_as_json(name, days))
 
     @app.route("/services/{name}/rollback", methods=["POST"], authorizer=iam_authorizer,
                content_types=["application/json", "application/x-www-form-urlencoded"])

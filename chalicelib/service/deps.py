@@ -10,7 +10,7 @@ from typing import Any, Callable
 from chalicelib.config import Config, ServiceConfig
 from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import ConcurrentUpdate, NotFound
-from chalicelib.service.ports import Dispatcher, Ecs, Ledger, Notifier
+from chalicelib.service.ports import Alarms, Dispatcher, Ecs, Ledger, Logs, Notifier
 
 log = logging.getLogger("slipway")
 ID = re.compile(r"d-\d{8}T\d{6}-[0-9a-f]{8}")
@@ -44,6 +44,8 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     settings: Settings = field(default_factory=Settings)
     remaining_ms: Callable[[], int] = lambda: 60_000
+    alarms: Alarms | None = None  # the bake's alarms ([service.verify])
+    logs: Logs | None = None  # migration log tails
 
     def service(self, name: str) -> ServiceConfig:
         svc = self.config.service(name)

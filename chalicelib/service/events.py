@@ -130,3 +130,24 @@ def work_message(body: str) -> tuple[str, list[str]] | None:
     if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
         return None
     return dep_id, notify
+
+
+@dataclass(frozen=True)
+class AlarmChanged:
+    alarm: str
+    state: str
+    reason: str
+    previous: str | None
+
+
+def alarm_changed(event: object) -> AlarmChanged:
+    d = _detail(event, "aws.cloudwatch", "CloudWatch Alarm State Change")
+    state = d.get("state")
+    if not isinstance(state, dict):
+        raise BadEvent("detail.state is missing or not an object")
+    previous = d.get("previousState")
+    return AlarmChanged(
+        alarm=_text(d, "alarmName"), state=_text(state, "value"),
+        reason=str(state.get("reason") or ""),
+        previous=previous.get("value") if isinstance(previous, dict) else None,
+    )

@@ -142,7 +142,8 @@ def _plan(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> Deployment | Non
         commit=info.commit,
         task_definition=body, diff=taskdef.diff(current, body),
         network={**deps.ecs.launch_settings(service),
-                 "circuit_breaker_rollback": bool(breaker.get("rollback"))},
+                 "circuit_breaker_rollback": bool(breaker.get("rollback")),
+                 "deployment_configuration": service.get("deploymentConfiguration") or {}},
         previous_task_definition_arn=current_arn,
     )
     # Write-ahead: every channel that must hear of it is pending until it has (a Lambda that dies

@@ -12,6 +12,7 @@ import logging
 
 from chalicelib.domain.model import Deployment, State
 from chalicelib.domain.prune import owed as prune_owed
+from chalicelib.service import migration_logs, verify
 from chalicelib.service.deps import Deps, updating
 from chalicelib.service.steps import (RUNNING, STARTED_BY, advance, claim_into, fresh_claim,
                                       run_from)
@@ -42,6 +43,8 @@ def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
     if dep is None:
         return f"ignored: no deployment ran {task.task_arn}"
     follow: list[str | None] = [None]
+    output = migration_logs.read(deps, dep, task.task_arn) \
+        if dep.state is State.MIGRATING else {}  # its last lines, read once before the write
 
     def step(dep: Deployment) -> tuple[Deployment, str]:
         known = (dep.migration or {}).get("task_arn")
@@ -59,7 +62,8 @@ def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
             dep.log(f"migration task {task.task_arn.rsplit('/', 1)[-1]} adopted from its "
                     "STOPPED event (its start was never recorded)", deps.clock())
         dep.migration = {**(dep.migration or {}), "task_arn": task.task_arn,
-                         "exit_code": exit_code, "stop_code": task.stop_code, "reason": reason}
+                         "exit_code": exit_code, "stop_code": task.stop_code, "reason": reason,
+                         **output}
         dep.migration_events.append(seen)
         if not ok:
             dep.reason = f"migration failed: {reason}"
@@ -128,7 +132,8 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     name = change.event_name
     outcomes = {"SERVICE_DEPLOYMENT_COMPLETED": State.SUCCEEDED,
                 "SERVICE_DEPLOYMENT_FAILED": (State.ROLLED_BACK if (found.network or {}).get(
-                    "circuit_breaker_rollback") else State.FAILED)}
+                    "circuit_breaker_rollback") or verify.ecs_rolls_back(deps, found)
+                    else State.FAILED)}
 
     def step(dep: Deployment) -> str:
         if dep.state is State.FAILED and name == "SERVICE_DEPLOYMENT_COMPLETED" and not any(
@@ -141,7 +146,9 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
         if dep.state is not State.DEPLOYING:
             return f"duplicate: {dep.id} is {dep.state.value}"
         owed = None
-        if name in outcomes:
+        if outcomes.get(name) is State.SUCCEEDED and verify.bakes(deps, dep):
+            verify.enter(deps, dep, change.reason)  # VERIFYING: the bake decides, not ECS
+        elif name in outcomes:
             dep.reason = None if outcomes[name] is State.SUCCEEDED else \
                 f"rollout failed: {change.reason}"
             dep.transition(outcomes[name], dep.reason or f"rollout completed: {change.reason}",
@@ -159,6 +166,8 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
         return f"{dep.id} {dep.state.value}"
 
     outcome = updating(deps, found, step)
+    if outcome == f"{found.id} {State.VERIFYING.value}":
+        return verify.first_look(deps, found.id)
     done = outcome == f"{found.id} {State.SUCCEEDED.value}"
     if prune is not None and (done or (name == "SERVICE_DEPLOYMENT_COMPLETED" and outcome ==
                                        f"duplicate: {found.id} is {State.SUCCEEDED.value}")):

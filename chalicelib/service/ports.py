@@ -131,10 +131,26 @@ class Ecs(Protocol):
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None: ...
 
-    def update_service(self, cluster: str, service: str, task_definition: str) -> str | None:
-        """Start the rollout; the ECS deployment id."""
+    def update_service(self, cluster: str, service: str, task_definition: str,
+                       deployment_configuration: dict | None = None) -> str | None:
+        """Start the rollout (with the whole ``deploymentConfiguration`` when given, e.g. the
+        deployment alarms); the ECS deployment id."""
 
     def deregister(self, arn: str) -> None: ...
+
+
+class Alarms(Protocol):
+    """CloudWatch alarms, read for the bake; failures raise ``AwsError``."""
+
+    def states(self, names: list[str]) -> dict[str, dict]:
+        """``{name: {"state": "OK"|"ALARM"|"INSUFFICIENT_DATA", "reason"}}`` of those that exist."""
+
+
+class Logs(Protocol):
+    """CloudWatch Logs, read for a migration's output. Never raises."""
+
+    def tail(self, group: str, stream: str, limit: int = 50) -> tuple[list[str], str | None]:
+        """(the last ``limit`` lines, oldest first; a plain "no logs: …" note when there are none)."""
 
 
 #: What a channel that has not been told yet says in ``dep.notifications["pending"]``.

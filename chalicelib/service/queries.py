@@ -8,6 +8,7 @@ from chalicelib.domain.model import State
 from chalicelib.service.ports import AwsError
 from chalicelib.service.views import deployment_json
 from chalicelib.errors import BadRequest
+from chalicelib.service import dora
 from chalicelib.service.deps import Deps
 
 FINISHED = {State.SUCCEEDED, State.FAILED, State.ROLLED_BACK}
@@ -28,8 +29,9 @@ def get_deployment(deps: Deps, dep_id: str) -> dict:
     return deployment_json(dep, deps.config.service(dep.service))
 
 
-def service_status(deps: Deps, svc: ServiceConfig) -> dict:
-    recent = deps.ledger.list(service=svc.name, limit=50)
+def service_status(deps: Deps, svc: ServiceConfig, days: float = 30) -> dict:
+    history = deps.ledger.list(service=svc.name, limit=dora.HISTORY)  # the one ledger read
+    recent = history[:50]
     try:
         live = deps.ecs.describe_service(svc.cluster, svc.service)
         running, ecs_error = live.get("taskDefinition"), None
@@ -52,4 +54,14 @@ def service_status(deps: Deps, svc: ServiceConfig) -> dict:
         "stats": {"deployments": len(finished), "succeeded": len(ok),
                   "success_rate": round(len(ok) / len(finished), 3) if finished else None,
                   "median_duration_seconds": median(durations) if durations else None},
+        "dora": dora.figures(deps, svc.name, days, history),
+        "recent": [_summary(d) for d in recent[:20]],
     }
+
+
+def _summary(dep) -> dict:
+    """One line of the service's history (the service page's timeline)."""
+    return {"id": dep.id, "kind": dep.kind, "state": dep.state.value, "version": dep.version,
+            "image_tag": dep.image_tag, "created_at": dep.created_at,
+            "finished_at": dep.finished_at, "duration_seconds": dep.duration_seconds(),
+            "approval_wait_seconds": dep.approval_wait_seconds(), "reason": dep.reason}

@@ -9,7 +9,7 @@ from datetime import datetime
 from chalicelib.domain.approval import is_expired
 from chalicelib.domain.model import Deployment, State, parse_iso
 from chalicelib.errors import SlipwayError
-from chalicelib.service import intake, pipeline, promote, prune, steps
+from chalicelib.service import intake, pipeline, promote, prune, steps, verify
 from chalicelib.service.deps import Deps, finish
 from chalicelib.service.events import DeploymentChanged, task_from_detail
 from chalicelib.service.notify import resync_pending
@@ -39,6 +39,7 @@ def reconcile(deps: Deps) -> dict[str, str]:
     except (SlipwayError, AwsError) as exc:
         log.warning("promotion catch-up failed: %s", getattr(exc, "message", exc))
     done.update(resync_pending(deps))  # Slack/GitHub notifications that failed earlier
+    done.update(verify.resume(deps))  # an automatic rollback a dead worker never created
     try:
         removed = prune.resume_all(deps)
         if removed:
@@ -82,6 +83,8 @@ def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
             intake.auto_approve(deps, dep.id)
             return "auto-approval retried"
         return None
+    if dep.state is State.VERIFYING:
+        return verify.check(deps, dep)  # alarms on every run; SUCCEEDED once the bake is over
     if not _stale(dep, now, deps.settings.stale_seconds):
         return None
     if steps.needed(dep) or dep.state is State.APPROVED:

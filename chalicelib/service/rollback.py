@@ -35,28 +35,42 @@ def rollback(deps: Deps, service: str, to: str, reason: str, identity: str,
     if force and not (reason or "").strip():
         raise BadRequest("a forced rollback needs a 'reason'", code="bad_rollback")
     migrations = _migrations_since(deps, svc, target, force)
-    now = deps.clock()
     current = deps.ecs.describe_service(svc.cluster, svc.service).get("taskDefinition")
+    now = deps.clock()
+    return start(deps, target, current, reason, identity, new_id(now),
+                 f"rollback to {target.id} ({target.image_tag}) requested by {identity}"
+                 + (f": {reason}" if reason else ""), forced=(migrations, True))
+
+
+def start(deps: Deps, target: Deployment, current: str | None, reason: str, identity: str,
+          dep_id: str, note: str, key: str | None = None,
+          forced: tuple[list[dict] | None, bool] = ([], False)) -> Deployment:
+    """Create the approved ``rollback`` deployment to ``target``'s revision and queue its work:
+    an operator's request, or the bake's automatic rollback (its own dedupe ``key``).
+    ``forced`` = (migrations since the target or None if unknown, whether that is a person's
+    decision to record)."""
+    migrations, by_person = forced
+    now = deps.clock()
     dep = Deployment(
-        id=new_id(now), service=svc.name, kind="rollback", state=State.APPROVED,
+        id=dep_id, service=target.service, kind="rollback", state=State.APPROVED,
         created_at=iso(now), repository=target.repository, image_tag=target.image_tag,
         tags=list(target.tags), image_digest=target.image_digest, image=target.image,
         version=target.version, commit=target.commit, task_definition=target.task_definition,
         task_definition_arn=target.task_definition_arn, previous_task_definition_arn=current,
-        network=target.network, rollback_of=target.id, reason=reason or None,
+        network=target.network, rollback_of=target.id or None, reason=reason or None,
         approvals=[{"by": identity, "via": "api", "decision": "approve", "comment": reason or "",
                     "at": iso(now)}],
         state_since=iso(now),
     )
-    dep.log(f"rollback to {target.id} ({target.image_tag}) requested by {identity}"
-            + (f": {reason}" if reason else ""), now)
-    if migrations or migrations is None:  # forced past them (or past not knowing)
+    dep.log(note, now)
+    if by_person and (migrations or migrations is None):  # forced past them (or not knowing)
         dep.forced = rollback_guard.forced_record(identity, reason, migrations or [], iso(now))
         dep.log(f"FORCED by {identity} past migrations since the target: "
                 f"{rollback_guard.describe(migrations) if migrations else 'not known'}", now)
-    stored, _ = deps.ledger.create(dep, key=f"rollback#{dep.id}")
-    deps.tell(stored, ["CREATED", State.APPROVED.value])
-    deps.kick(stored.id)
+    stored, created = deps.ledger.create(dep, key=key or f"rollback#{dep.id}")
+    if created:
+        deps.tell(stored, ["CREATED", State.APPROVED.value])
+        deps.kick(stored.id)
     return stored
 
 

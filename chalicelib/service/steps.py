@@ -19,6 +19,7 @@ import logging
 from typing import Callable
 
 from chalicelib.domain.model import Deployment, State, iso, parse_iso
+from chalicelib.service import verify
 from chalicelib.service.deps import Deps, updating
 from chalicelib.service.ports import AwsError
 
@@ -173,7 +174,8 @@ def _run_migration(deps: Deps, dep: Deployment, step: str) -> tuple[Deployment, 
     adopted = None
     if (dep.attempts.get(step) or {}).get("n", 1) > 1:  # an earlier attempt may have started it
         adopted = next(iter(deps.ecs.tasks_started_by(svc.cluster, started_by)), None)
-    launch = {k: v for k, v in (dep.network or {}).items() if k != "circuit_breaker_rollback"}
+    launch = {k: v for k, v in (dep.network or {}).items()
+              if k not in ("circuit_breaker_rollback", "deployment_configuration")}
     task_arn = adopted or deps.ecs.run_task(
         cluster=svc.cluster, task_definition=dep.task_definition_arn, container=svc.container,
         command=list(svc.migration.command), launch=launch, started_by=started_by,
@@ -196,7 +198,8 @@ def _run_migration(deps: Deps, dep: Deployment, step: str) -> tuple[Deployment, 
 
 def _update_service(deps: Deps, dep: Deployment, step: str) -> tuple[Deployment, str | None]:
     svc = deps.service(dep.service)
-    ecs_id = deps.ecs.update_service(svc.cluster, svc.service, dep.task_definition_arn)
+    ecs_id = deps.ecs.update_service(svc.cluster, svc.service, dep.task_definition_arn,
+                                     **verify.rollout_options(deps, dep))
 
     def apply(d: Deployment) -> tuple[str, ...]:
         d.ecs_deployment_id = ecs_id

@@ -17,12 +17,13 @@ def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
     out["state"] = dep.state.value
     if out["migration"]:
         out["migration"] = {k: dep.migration.get(k) for k in ("task_arn", "exit_code", "stop_code",
-                                                               "reason")}
+                                                               "reason", "log_note")}
+        out["migration"]["log_tail"] = list(dep.migration.get("log_tail") or [])
     out.update(
         tags=list(dep.tags), diff=list(dep.diff), expires_at=dep.expires_at,
         not_before=dep.not_before, duration_seconds=dep.duration_seconds(),
         approval_wait_seconds=dep.approval_wait_seconds(),
-        rollback_of=dep.rollback_of,
+        rollback_of=dep.rollback_of, verify=dep.verify,
         forced=dep.forced, promoted_from=dep.promoted_from,
     )
     if svc is not None:

@@ -195,3 +195,20 @@ def test_rollback_is_refused_while_a_deployment_is_migrating(stack, client):
         "Content-Type": "application/json"}, body='{"to": "previous"}')
     assert res.status_code == 409 and res.json_body["error"] == "service_locked"
     assert len(client.http.get("/deployments").json_body["deployments"]) == 3
+
+
+def test_a_service_reports_its_dora_figures_over_a_window(stack, client):
+    """GET /services/{name}: frequency, failure rate, approval wait and history from the ledger;
+    ?days= outside 1-365 is a 400 that reads nothing."""
+    first = run_to_success(stack, client)
+    second = run_to_success(stack, client, ["2222222", "1.23.0-2222222"])
+    assert (first["state"], second["state"]) == ("SUCCEEDED", "SUCCEEDED")
+    got = client.http.get(f"/services/{SERVICE}?days=7").json_body
+    dora = got["dora"]
+    assert dora["days"] == 7 and dora["deployments"] == 2 and dora["changes"] == 2
+    assert dora["change_failure_rate"] == 0 and dora["per_day"] == round(2 / 7, 3)
+    assert dora["approval_wait_seconds"] is not None and len(dora["series"]) == 6
+    assert [d["id"] for d in got["recent"][:2]] == [second["id"], first["id"]]
+    for bad in ("0", "366", "abc"):
+        answer = client.http.get(f"/services/{SERVICE}?days={bad}")
+        assert answer.status_code == 400 and answer.json_body["error"] == "bad_parameter"

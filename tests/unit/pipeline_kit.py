@@ -11,9 +11,9 @@ from chalicelib.service import decisions, intake, pipeline, prune
 from chalicelib.service.deps import Deps, Settings
 from chalicelib.service.events import DeploymentChanged, TaskStopped
 from tests.conftest import CONFIG_DIR, fresh_id, load_event
-from tests.fakes import FakeEcs, QueueDispatcher, RecordingNotifier
+from tests.fakes import FakeAlarms, FakeEcs, FakeLogs, QueueDispatcher, RecordingNotifier
 
-WEB, WORKER = "better-chatbot", "better-chatbot-worker"
+WEB, WORKER, API = "better-chatbot", "better-chatbot-worker", "better-chatbot-api"
 DIGESTS = iter(f"sha256:{i:064x}" for i in range(1, 10_000))
 
 
@@ -40,7 +40,8 @@ def build_world(cfg) -> Deps:
         ecs.add_service(svc.cluster, svc.service, body)
     deps = Deps(config=cfg, ledger=MemoryLedger(), ecs=ecs, notifier=RecordingNotifier(),
                 dispatcher=QueueDispatcher(), secrets=lambda: {"link_signing_key": "k" * 32},
-                clock=Clock(), settings=Settings(stale_seconds=60))
+                clock=Clock(), settings=Settings(stale_seconds=60), alarms=FakeAlarms(),
+                logs=FakeLogs())
     return deps
 
 
