@@ -15,6 +15,7 @@ containers, so:
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 import weakref
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 from chalicelib import config as config_mod
 
+log = logging.getLogger("devstack.cloudwatch")
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 _CLIENTS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
@@ -117,9 +119,50 @@ def alarm_state(name: str) -> str | None:
     return alarm.state_value if alarm is not None else None
 
 
+def watched(service: Any) -> list[str]:
+    """The deployment alarms ECS watches during this service's rollouts (enable on)."""
+    alarms = (getattr(service, "deployment_configuration", None) or {}).get("alarms") or {}
+    return list(alarms.get("alarmNames") or []) if alarms.get("enable") else []
+
+
+class DeploymentAlarms:
+    """The ECS emulator's part of ECS deployment alarms: an alarm set to ALARM fails every
+    in-progress rollout watching it (``_fail`` is the emulator's circuit-breaker path)."""
+
+    def alarm_changed(self, name: str, state: str, _reason: str = "") -> list[str]:
+        """An alarm changed: fail every in-progress rollout that watches it (ALARM only)."""
+        if state != "ALARM":
+            return []
+        failed = []
+        for service in list(self._backend.services.values()):
+            with self._lock:
+                ours = [d for d in service.deployments if d.get("status") == "PRIMARY"
+                        and d.get("rolloutState") == "IN_PROGRESS"]
+                older = [d for d in service.deployments if d.get("status") != "PRIMARY"]
+            if ours and older and name in watched(service):
+                self._alarm_failure(service, ours[0]["id"], older[0], name, self.settings)
+                failed.append(ours[0]["id"])
+        return failed
+
+    def _alarm_failure(self, service: Any, dep_id: str, previous: dict, name: str,
+                       settings: EcsSettings) -> None:
+        alarms = (getattr(service, "deployment_configuration", None) or {}).get("alarms") or {}
+        self._fail(service, dep_id, previous, settings,
+                   f"ECS deployment {dep_id} failed: alarm(s) detected: {name}.",
+                   bool(alarms.get("rollback")), "ECS deployment alarms")
+
+
 def write_migration_log(aws, task: Any, lines: tuple[str, ...]) -> list[str]:
     """The ECS emulator's hook when a Slipway task stops: each overridden (migration) container's
-    output goes to its awslogs stream."""
+    output goes to its awslogs stream. Never raises (a log write must not stop the task)."""
+    try:
+        return _write_migration_log(aws, task, lines)
+    except Exception:
+        log.exception("could not write the log of %s", task.task_arn)
+        return []
+
+
+def _write_migration_log(aws, task: Any, lines: tuple[str, ...]) -> list[str]:
     names = [o.get("name") for o in (task.overrides or {}).get("containerOverrides", [])]
     if not names:
         return []

@@ -13,11 +13,8 @@ Everything here is a stand-in for behaviour of real ECS that moto does not model
   SERVICE_DEPLOYMENT_COMPLETED (rolloutState COMPLETED, older deployments gone). With
   ``rollout: "fail"``: SERVICE_DEPLOYMENT_FAILED, then the circuit breaker's rollback, a new
   deployment of the previous task definition, which completes in turn.
-* Deployment alarms (``deploymentConfiguration.alarms``, enable on): an alarm in ALARM when the
-  rollout would complete, or set to ALARM during it (``alarm_changed``), fails the deployment
-  with a reason naming the alarm, and with ``rollback`` on starts the rollback as the circuit
-  breaker does.
-* ``migration_log`` lines are written where the awslogs driver would put them when a task stops.
+* Deployment alarms (enable on) fail a rollout as ECS does (``devstack.cloudwatch``), and a
+  stopping task's ``migration_log`` lines go where the awslogs driver would put them.
 * ``drop_events`` withholds the ECS events (counted in ``dropped``): only the reconciler, which
   asks DescribeTasks/DescribeServices, can then finish the deployment.
 
@@ -38,6 +35,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from devstack.ecs_idempotency import RunTaskTokens
+from devstack.cloudwatch import DeploymentAlarms, watched
 from devstack.scheduler import Scheduler
 
 log = logging.getLogger("devstack.ecs")
@@ -93,7 +91,7 @@ def deployment_id() -> str:
     return f"ecs-svc/{random.randrange(10**18, 10**19)}"
 
 
-class EcsEmulator:
+class EcsEmulator(DeploymentAlarms):
     """Patch one moto ECS backend (one account and region) in place; see the module docstring.
 
     ``emit(event)`` receives each EventBridge event (never called on a moto request thread);
@@ -200,11 +198,8 @@ class EcsEmulator:
         task.last_status = task.desired_status = "RUNNING"
 
     def _exit(self, task: Any, settings: EcsSettings) -> None:
-        if task.last_status != "STOPPED":
-            try:  # the awslogs driver has shipped the output before ECS reports the task STOPPED
-                self._write_log(task, settings.migration_log)
-            except Exception:
-                log.exception("could not write the log of %s", task.task_arn)
+        if task.last_status != "STOPPED":  # awslogs ships the output before ECS says STOPPED
+            self._write_log(task, settings.migration_log)
         with self._lock:
             if task.last_status == "STOPPED":  # StopTask got there first
                 return
@@ -275,7 +270,7 @@ class EcsEmulator:
         }
 
     def _complete(self, service: Any, dep_id: str, previous: Any, settings: EcsSettings) -> None:
-        firing = [n for n in _watched(service) if self._alarm_state(n) == "ALARM"]
+        firing = [n for n in watched(service) if self._alarm_state(n) == "ALARM"]
         if firing and previous is not None:  # ECS watched the alarms all along: it fails instead
             return self._alarm_failure(service, dep_id, previous, firing[0], settings)
         with self._lock:
@@ -288,28 +283,6 @@ class EcsEmulator:
             service.deployments = [done]
             service.running_count, service.pending_count = dep["desiredCount"], 0
         self._rollout_event(service, dep_id, "SERVICE_DEPLOYMENT_COMPLETED", reason, settings)
-
-    def alarm_changed(self, name: str, state: str, _reason: str = "") -> list[str]:
-        """An alarm changed: fail every in-progress rollout that watches it (ALARM only)."""
-        if state != "ALARM":
-            return []
-        failed = []
-        for service in list(self._backend.services.values()):
-            with self._lock:
-                ours = [d for d in service.deployments if d.get("status") == "PRIMARY"
-                        and d.get("rolloutState") == "IN_PROGRESS"]
-                older = [d for d in service.deployments if d.get("status") != "PRIMARY"]
-            if ours and older and name in _watched(service):
-                self._alarm_failure(service, ours[0]["id"], older[0], name, self.settings)
-                failed.append(ours[0]["id"])
-        return failed
-
-    def _alarm_failure(self, service: Any, dep_id: str, previous: dict, name: str,
-                       settings: EcsSettings) -> None:
-        alarms = (getattr(service, "deployment_configuration", None) or {}).get("alarms") or {}
-        self._fail(service, dep_id, previous, settings,
-                   f"ECS deployment {dep_id} failed: alarm(s) detected: {name}.",
-                   bool(alarms.get("rollback")), "ECS deployment alarms")
 
     def _fail(self, service: Any, dep_id: str, previous: dict | None, settings: EcsSettings,
               why: str = FAILED_REASON, rollback_on: bool | None = None,
@@ -361,12 +334,6 @@ class EcsEmulator:
             log.info("withheld %s (drop_events)", event["detail-type"])
             return
         self._emit_fn(copy.deepcopy(event))
-
-
-def _watched(service: Any) -> list[str]:
-    """The deployment alarms ECS watches during this service's rollouts (enable on)."""
-    alarms = (getattr(service, "deployment_configuration", None) or {}).get("alarms") or {}
-    return list(alarms.get("alarmNames") or []) if alarms.get("enable") else []
 
 
 def _jsonable(value: Any) -> Any:
