@@ -264,7 +264,7 @@ def ops_cli_env(opstack, tmp_path_factory):
 def test_the_promotion_of_the_docs_runs_as_written(opstack, ops_cli_env, tmp_path):
     """docs/cli.md's promotion: the same digest proposed by hand to better-chatbot-eu, refused
     while one waits and for a service that is not promoted; each exit code as the doc says."""
-    from tests.e2e.test_promotion import proposal_of, reject
+    from tests.e2e.test_promotion_e2e import proposal_of, reject
     source = opstack.deploy("better-chatbot")
     assert source["state"] == "SUCCEEDED", source["timeline"]
     reject(opstack, proposal_of(opstack, source)["id"])  # the automatic proposal: "not yet"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from devstack.links import approval_links
-from tests.e2e.test_promotion import proposal_of
+from tests.e2e.test_promotion_e2e import proposal_of
 from tests.ops_kit import OCTOCAT_SLACK, TARGET
 
 pytestmark = pytest.mark.timeout(180)
