@@ -59,6 +59,22 @@ def bare(job: dict) -> dict:
     return {"import_s": t1 - t0, "handle_s": t2 - t1, "errors": errors}
 
 
+def slack() -> int:
+    """``slack`` mode: one Lambda container answering Slack clicks. Reads one API Gateway event
+    per line on stdin, answers each with a JSON line: its status and when it was answered (the
+    first line is the cold start: the import of app is part of it)."""
+    from bench.lambda_context import Context
+
+    for line in sys.stdin:
+        event = json.loads(line)
+        import app  # the first time only: a cold container imports, a warm one has it
+
+        res = app.app(event, Context())
+        print(json.dumps({"status": res.get("statusCode"), "done_at": time.time(),
+                          "body": str(res.get("body"))[:300]}), flush=True)
+    return 0
+
+
 def peak_rss_mb() -> float:
     try:
         with open("/proc/self/status") as f:
@@ -71,6 +87,8 @@ def peak_rss_mb() -> float:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["slack"]:
+        return slack()
     mode, job_path, out_path = argv
     with open(job_path) as f:
         job = json.load(f)

@@ -168,6 +168,7 @@ class World:
                                           self.provisioned.queue_url, self.slack.url,
                                           self.github.url, 600),
                     "SLACK_API_URL": self.slack.url, "GITHUB_API_URL": self.github.url,
+                    "SLACK_RESPONSE_URLS": self.slack.response_url,
                     "AWS_ACCESS_KEY_ID": "slipway", "AWS_SECRET_ACCESS_KEY": "slipway",
                     "POWERTOOLS_SERVICE_NAME": "slipway", "POWERTOOLS_METRICS_NAMESPACE": "Slipway",
                     "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING",
