@@ -13,7 +13,7 @@ import traceback
 
 from bench.report import Result, section
 
-BENCHMARKS = ("api_calls", "cold_start", "slack_ack", "prune", "package_size")
+BENCHMARKS = ("api_calls", "cold_start", "slack_ack", "prune_moto", "prune", "package_size")
 
 
 def main(argv: list[str] | None = None) -> int:

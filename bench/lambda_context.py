@@ -1,5 +1,11 @@
-"""What Lambda passes as ``context`` (powertools reads the remaining time and the function name)."""
+"""What Lambda passes as ``context`` (powertools reads the remaining time and the function name).
+
+The remaining time counts down in real time from ``timeout_ms`` (the function's timeout), as on
+Lambda: a handler that watches it (pruning does) stops when Lambda would stop it.
+"""
 from __future__ import annotations
+
+import time
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -14,8 +20,8 @@ class Context:
     log_group_name = "/aws/lambda/slipway-bench"
     log_stream_name = "bench"
 
-    def __init__(self, remaining_ms: int = 60_000) -> None:
-        self.remaining_ms = remaining_ms
+    def __init__(self, timeout_ms: int = 60_000) -> None:
+        self.deadline = time.monotonic() + timeout_ms / 1000
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+        return max(int((self.deadline - time.monotonic()) * 1000), 0)

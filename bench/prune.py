@@ -149,14 +149,14 @@ def _classes():
 
 
 def _world():
-    from bench.loopback import CONFIG_DIR
+    from bench.world import CONFIG_FILE
     from chalicelib import config as config_mod
     from chalicelib.domain.model import State
     from chalicelib.service.deps import Deps
     from tests.fakes import QueueDispatcher, RecordingNotifier
 
     Invocation, MeteredEcs, MeteredLedger = _classes()
-    cfg = config_mod.load(CONFIG_DIR / "services.toml")
+    cfg = config_mod.load(CONFIG_FILE)
     svc = cfg.service(SERVICE)
     ecs = MeteredEcs()
     first = ecs.add_service(svc.cluster, svc.service, svc.template)

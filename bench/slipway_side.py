@@ -21,6 +21,7 @@ from collections import Counter
 from urllib.parse import urlencode
 
 SERVICE = "better-chatbot"
+TIMEOUT_MS = {"reconcile": 300_000}  # .chalice/config.json; every other function has 60 s
 APPROVAL = re.compile(r"/approvals/(d-[0-9A-Za-z-]+)\?token=([A-Za-z0-9._~%-]+)")
 
 
@@ -48,7 +49,8 @@ class Driver:
         before = self.world.counts("slipway")
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # powertools' log and EMF lines
-                return fn(*args, Context()) if args else fn(Context())
+                context = Context(TIMEOUT_MS.get(name, 60_000))
+                return fn(*args, context) if args else fn(context)
         finally:
             spent = self.world.counts("slipway") - before
             key = f"{name} ({self.phase})" if self.phase != "deployment" else name
