@@ -139,11 +139,25 @@ def _report(rows) -> list[Result]:
         results.append(Result(f"calls {rollout}s", rows_all, BUDGET_ALL, "calls",
                               shown=f"{rows_all} all ({control} ECS/ECR/SM); ecs-deploy {peer_all}"))
         results.append(Result(f"ctl {rollout}s", control, BUDGET_CONTROL, "calls"))
+    _crossover(rows)
     rollout, ours, pruned, theirs = rows[len(rows) // 2]
     _per_handler(rollout, ours, Counter(pruned))
     say(f"ecs-deploy at {rollout} s: " + ", ".join(
         f"{o}×{n}" for (_, o), n in sorted(theirs["calls"].items(), key=lambda kv: -kv[1])))
     return results
+
+
+def _crossover(rows) -> None:
+    """ecs-deploy's calls as a + b·rollout (first and last lengths); where Slipway's flat count
+    crosses it."""
+    (t0, ours, pruned, p0), (t1, _, _, p1) = rows[0], rows[-1]
+    c0, c1 = sum(p0["calls"].values()), sum(p1["calls"].values())
+    slope = (c1 - c0) / (t1 - t0)
+    base = c0 - slope * t0
+    mine = sum(_total(ours["by_handler"], Counter(pruned)).values())
+    say(f"ecs-deploy ≈ {base:.0f} + {slope:.2f} per second of rollout; Slipway's {mine} are fewer "
+        f"for rollouts longer than {max((mine - base) / slope, 0):.0f} s" if slope > 0 else
+        "ecs-deploy's calls did not grow with the rollout")
 
 
 def _per_handler(rollout, ours, pruned: Counter) -> None:
