@@ -211,27 +211,37 @@ class DynamoLedger:
         return (item["dep"]["S"], sorted(item.get("tags", {}).get("SS", []))) if item else None
 
     def head(self, service: str) -> Head:
-        got = call(self._db.get_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
-                   ConsistentRead=True)
-        item = got.get("Item") or {}
-        return Head(service=service, version=int(item.get("hv", {}).get("N", "0")),
-                    lock=item.get("lock", {}).get("S"),
-                    open={k[2:] for k in item if k.startswith("o_")},
-                    newest=json.loads(item["newest"]["S"]) if "newest" in item else None,
-                    prune={v["S"] for k, v in item.items() if k.startswith("prune_")})
+        return self.heads([service])[service]
+
+    def heads(self, services: Iterable[str]) -> dict[str, Head]:
+        """The head items of ``services`` in one strongly consistent BatchGetItem."""
+        names = list(dict.fromkeys(services))
+        items = self._batch_get([f"svc#{n}" for n in names])
+        return {n: _head(n, items.get(f"svc#{n}") or {}) for n in names}
+
+    def get_many(self, dep_ids: Iterable[str]) -> list[Deployment]:
+        """Deployments by id (strongly consistent; unknown ids are left out), in id order."""
+        items = self._batch_get([f"dep#{i}" for i in sorted(set(dep_ids))])
+        return [Deployment.from_item(json.loads(items[k]["body"]["S"])) for k in sorted(items)]
+
+    def _batch_get(self, keys: list[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for start in range(0, len(keys), 100):
+            request = {self._table: {"Keys": [{"pk": _s(k)} for k in keys[start:start + 100]],
+                                     "ConsistentRead": True}}
+            while request:
+                got = call(self._db.batch_get_item, RequestItems=request)
+                out.update({i["pk"]["S"]: i for i in got.get("Responses", {}).get(self._table, [])})
+                request = got.get("UnprocessedKeys") or {}
+        return out
 
     def lock_holder(self, service: str) -> str | None:
         return self.head(service).lock
 
     def unfinished(self, services: Iterable[str]) -> list[Deployment]:
-        """The unfinished deployments of ``services``, from their head items (strong reads)."""
-        out = []
-        for service in services:
-            for dep_id in sorted(self.head(service).open):
-                dep = self.get(dep_id)
-                if dep is not None and not dep.state.terminal:
-                    out.append(dep)
-        return out
+        """The unfinished deployments of ``services``, from their head items (two strong reads)."""
+        ids = [i for h in self.heads(services).values() for i in h.open]
+        return [d for d in self.get_many(ids) if not d.state.terminal] if ids else []
 
     def prune_done(self, service: str, family: str) -> None:
         call(self._db.update_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
@@ -272,6 +282,13 @@ class DynamoLedger:
         else:
             call(self._db.put_item, TableName=self._table,
                  Item={**key, "body": _s(json.dumps(job, sort_keys=True))})
+
+
+def _head(service: str, item: dict) -> Head:
+    return Head(service=service, version=int(item.get("hv", {}).get("N", "0")),
+                lock=item.get("lock", {}).get("S"), open={k[2:] for k in item if k.startswith("o_")},
+                newest=json.loads(item["newest"]["S"]) if "newest" in item else None,
+                prune={v["S"] for k, v in item.items() if k.startswith("prune_")})
 
 
 def _bumped(dep: Deployment) -> Deployment:

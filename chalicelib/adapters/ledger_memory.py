@@ -118,17 +118,18 @@ class MemoryLedger:
         with self._mutex:
             return copy.deepcopy(self._head(service))
 
+    def heads(self, services: Iterable[str]) -> dict[str, Head]:
+        return {s: self.head(s) for s in services}
+
+    def get_many(self, dep_ids: Iterable[str]) -> list[Deployment]:
+        return [d for d in (self.get(i) for i in sorted(set(dep_ids))) if d is not None]
+
     def lock_holder(self, service: str) -> str | None:
         return self.head(service).lock
 
     def unfinished(self, services: Iterable[str]) -> list[Deployment]:
-        out = []
-        for service in services:
-            for dep_id in sorted(self.head(service).open):
-                dep = self.get(dep_id)
-                if dep is not None and not dep.state.terminal:
-                    out.append(dep)
-        return out
+        ids = [i for h in self.heads(services).values() for i in h.open]
+        return [d for d in self.get_many(ids) if not d.state.terminal]
 
     def prune_done(self, service: str, family: str) -> None:
         with self._mutex:

@@ -125,7 +125,11 @@ def on_deployment_state_change(deps: Deps, event: object, prune=None) -> str:
 def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     """Follow our own ECS deployment id only. A circuit breaker first fails *our* deployment
     (SERVICE_DEPLOYMENT_FAILED), then starts its rollback under a new id that is not ours: the
-    rollback's own events are ignored, and a lost FAILED is found by the reconciler."""
+    rollback's own events are ignored, and a lost FAILED is found by the reconciler.
+    SERVICE_DEPLOYMENT_IN_PROGRESS changes nothing Slipway keeps (DEPLOYING already says the
+    rollout runs): it is acknowledged without a ledger call."""
+    if change.event_name == "SERVICE_DEPLOYMENT_IN_PROGRESS":
+        return f"ignored: {change.deployment_id} in progress (nothing to record)"
     found = deps.ledger.find(f"ecsdep#{change.deployment_id}")
     if found is None or found.ecs_deployment_id != change.deployment_id:
         return f"ignored: {change.deployment_id} is not a Slipway rollout"
@@ -157,14 +161,13 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
                 svc = deps.config.service(dep.service)
                 owed = prune_owed(dep.task_definition_arn, dep.tags,
                                   svc.prune.only_tags if svc else None) if prune else None
-        elif name == "SERVICE_DEPLOYMENT_IN_PROGRESS" and not any(
-                t["note"].startswith("rollout in progress") for t in dep.timeline):
-            dep.log(f"rollout in progress: {change.reason}", deps.clock())
         else:
             return f"{dep.id} unchanged ({name})"
         deps.commit(dep, prune=owed)
+        latest[0] = dep
         return f"{dep.id} {dep.state.value}"
 
+    latest = [found]
     outcome = updating(deps, found, step)
     if outcome == f"{found.id} {State.VERIFYING.value}":
         return verify.first_look(deps, found.id)
@@ -172,7 +175,7 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     if prune is not None and (done or (name == "SERVICE_DEPLOYMENT_COMPLETED" and outcome ==
                                        f"duplicate: {found.id} is {State.SUCCEEDED.value}")):
         if done:
-            prune(deps, deps.load(found.id))
+            prune(deps, latest[0])  # as just written
         else:  # a retry of the event resumes pruning still owed
             prune(deps, deps.load(found.id), owed_only=True)
     return outcome

@@ -77,6 +77,12 @@ class Ledger(Protocol):
 
     def head(self, service: str) -> Head: ...
 
+    def heads(self, services: Iterable[str]) -> dict[str, Head]:
+        """The head items of ``services``, in one read."""
+
+    def get_many(self, dep_ids: Iterable[str]) -> list[Deployment]:
+        """Deployments by id, in one read (unknown ids left out)."""
+
     def list(self, service: str | None = None, state: str | None = None,
              limit: int = 50) -> list[Deployment]:
         """Newest first (for people: may lag a moment behind writes)."""

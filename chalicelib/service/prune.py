@@ -101,12 +101,13 @@ def run(deps: Deps, svc: ServiceConfig, family: str, arn_prefix: str,
     return removed
 
 
-def resume_all(deps: Deps) -> int:
-    """Do every pruning still owed (the reconciler calls this): each service's head item lists the
-    families a success left to prune and the job not finished yet."""
+def resume_all(deps: Deps, heads: dict | None = None) -> int:
+    """Do every pruning still owed (the reconciler calls this, with the head items it read): each
+    service's head item lists the families a success left to prune and the job not finished yet."""
     total = 0
+    heads = heads or deps.ledger.heads([svc.name for svc in deps.config.services])
     for svc in deps.config.services:
-        for marker in sorted(deps.ledger.head(svc.name).prune):
+        for marker in sorted(heads[svc.name].prune):
             prefix, _, family = marker.rpartition("/")
             total += run(deps, svc, family, prefix)
     return total

@@ -22,9 +22,12 @@ def reconcile(deps: Deps) -> dict[str, str]:
     """Look at every unfinished deployment once; return what was done to which (for logs/tests)."""
     done: dict[str, str] = {}
     now = deps.clock()
-    for dep in deps.ledger.unfinished([svc.name for svc in deps.config.services]):
+    heads = deps.ledger.heads([svc.name for svc in deps.config.services])  # one read for all
+    unfinished = [d for d in deps.ledger.get_many(
+        [i for h in heads.values() for i in h.open]) if not d.state.terminal]
+    for dep in unfinished:
         try:
-            outcome = _one(deps, dep, now)
+            outcome = _one(deps, dep, now, heads)
         except (SlipwayError, AwsError) as exc:
             outcome = f"error: {getattr(exc, 'message', exc)}"
             log.warning("reconcile %s: %s", dep.id, outcome)
@@ -33,7 +36,7 @@ def reconcile(deps: Deps) -> dict[str, str]:
             log.exception("reconcile %s failed", dep.id)
         if outcome:
             done[dep.id] = outcome
-    done.update(_free_stale_locks(deps))
+    done.update(_free_stale_locks(deps, heads))
     try:
         done.update(promote.catch_up(deps))  # promotions a dead Lambda never proposed
     except (SlipwayError, AwsError) as exc:
@@ -41,7 +44,7 @@ def reconcile(deps: Deps) -> dict[str, str]:
     done.update(resync_pending(deps))  # Slack/GitHub notifications that failed earlier
     done.update(verify.resume(deps))  # an automatic rollback a dead worker never created
     try:
-        removed = prune.resume_all(deps)
+        removed = prune.resume_all(deps, heads)
         if removed:
             done["prune"] = f"deregistered {removed}"
     except AwsError as exc:
@@ -49,16 +52,15 @@ def reconcile(deps: Deps) -> dict[str, str]:
     return done
 
 
-def _free_stale_locks(deps: Deps) -> dict[str, str]:
+def _free_stale_locks(deps: Deps, heads: dict) -> dict[str, str]:
     """A service held by a finished (or vanished) deployment is freed: nothing can be stuck behind
-    a lock whose holder crashed between its last write and the release."""
+    a lock whose holder crashed between its last write and the release. The head item says it
+    without another read: a holder no longer among its service's unfinished deployments."""
     freed = {}
-    for svc in deps.config.services:
-        holder = deps.ledger.lock_holder(svc.name)
-        dep = deps.ledger.get(holder) if holder else None
-        if holder and (dep is None or dep.state.terminal):
-            deps.ledger.release_lock(svc.name, holder)
-            freed[f"lock:{svc.name}"] = f"freed (held by finished {holder})"
+    for name, head in heads.items():
+        if head.lock and head.lock not in head.open:
+            deps.ledger.release_lock(name, head.lock)
+            freed[f"lock:{name}"] = f"freed (held by finished {head.lock})"
     return freed
 
 
@@ -67,12 +69,12 @@ def _stale(dep: Deployment, now: datetime, seconds: float) -> bool:
     return (now - since).total_seconds() >= seconds
 
 
-def _one(deps: Deps, dep: Deployment, now: datetime) -> str | None:
+def _one(deps: Deps, dep: Deployment, now: datetime, heads: dict) -> str | None:
     svc = deps.config.service(dep.service)
     if svc is None:
         return None
     if dep.state is State.PENDING_APPROVAL:
-        newest = deps.ledger.head(dep.service).newest if dep.kind != "rollback" else None
+        newest = heads[dep.service].newest if dep.kind != "rollback" else None
         if intake.outranked(deps, dep, newest):
             finish(deps, dep.id, State.SUPERSEDED, f"superseded by {newest.get('id')} "
                    f"({newest.get('image_tag')}), pushed later", only_from=State.PENDING_APPROVAL)

@@ -229,3 +229,13 @@ def test_seen_gives_the_deployment_and_its_tags_in_one_read(ledger):
     dep.tags = ["1.0.0-abc123d", "abc123d"]
     ledger.save(dep, pointers=("key#web#sha256:1",))
     assert ledger.seen("key#web#sha256:1") == ("d-1", ["1.0.0-abc123d", "abc123d"])
+
+
+def test_heads_and_deployments_in_one_read_each(ledger):
+    """The reconciler's reads: every service's head, and many deployments, one call each."""
+    ledger.create(make("d-1"), "k1")
+    ledger.create(make("d-2", service="api"), "k2")
+    heads = ledger.heads(["web", "api", "none"])
+    assert heads["web"].open == {"d-1"} and heads["api"].open == {"d-2"}
+    assert heads["none"].open == set() and heads["none"].version == 0
+    assert [d.id for d in ledger.get_many(["d-2", "d-1", "d-9"])] == ["d-1", "d-2"]

@@ -197,18 +197,19 @@ def test_recorded_circuit_breaker_events_end_the_deployment_rolled_back(world):
     assert world.ledger.lock_holder(WEB) is None
 
 
-def test_recorded_in_progress_is_noted_once(world):
-    """IN_PROGRESS (sent more than once) adds one timeline line and changes no state."""
+def test_in_progress_is_acknowledged_without_touching_the_ledger(world):
+    """IN_PROGRESS (sent more than once) changes nothing: no state, no write (DEPLOYING already
+    says the rollout runs), so ECS's chatter costs no ledger call."""
     dep = push(world)
     approve(world, dep)
     pipeline.migration_stopped(world, stopped(world.load(dep.id)))
     event = load_event("deployment_in_progress")
     event["detail"]["deploymentId"] = world.load(dep.id).ecs_deployment_id
-    pipeline.on_deployment_state_change(world, event)
-    pipeline.on_deployment_state_change(world, event)
+    before = world.load(dep.id)
+    for _ in range(2):
+        assert pipeline.on_deployment_state_change(world, event).startswith("ignored")
     dep = world.load(dep.id)
-    assert dep.state is State.DEPLOYING
-    assert sum(t["note"].startswith("rollout in progress") for t in dep.timeline) == 1
+    assert dep.state is State.DEPLOYING and dep.lock_version == before.lock_version
 
 
 def test_a_task_stopped_from_outside_is_not_a_successful_migration(world):
