@@ -26,8 +26,8 @@ CHANNEL = "slack"
 #: Changes that alter what the message shows (new states, an approval, a new tag).
 VISIBLE = frozenset({s.value for s in State} | {"APPROVAL_RECORDED", "TAGGED"})
 #: Changes whose timeline note is worth a thread reply.
-THREADED = frozenset({"MIGRATION_STARTED", "ROLLOUT_STARTED", "NOTE", "VERIFYING", "SUCCEEDED",
-                      "FAILED", "ROLLED_BACK"})
+THREADED = frozenset({"BREAK_GLASS", "MIGRATION_STARTED", "ROLLOUT_STARTED", "NOTE", "VERIFYING",
+                      "SUCCEEDED", "FAILED", "ROLLED_BACK"})
 CONVERGE_ROUNDS = 3
 _SLACK_USER = re.compile(r"^slack:([UW][A-Z0-9]{2,30})$")
 
@@ -189,6 +189,9 @@ class SlackNotifier:
         if not wanted or not dep.timeline:
             return None
         note = dep.timeline[-1]["note"]
+        if "BREAK_GLASS" in wanted:  # announced even when told late (the deployment moved on)
+            note = next((t["note"] for t in reversed(dep.timeline)
+                         if t["note"].startswith("BREAK GLASS")), note)
         migration = dep.migration or {}
         failed = dep.state is State.FAILED and (dep.reason or "").startswith("migration")
         if ("log_tail" in migration or "log_note" in migration) and (

@@ -70,4 +70,4 @@ def record_break_glass(deps: Deps, dep: Deployment, identity: str, reason: str,
             break
     dep.log(f"BREAK GLASS by {identity} during {freeze.describe(hold.window, hold.until)}: "
             f"{reason}", deps.clock())
-    dep.changes.append("NOTE")
+    dep.changes.append("BREAK_GLASS")

@@ -83,7 +83,10 @@ def test_a_frozen_promotion_waits_and_only_break_glass_approves_it(opstack, in_t
     assert approved["by"] == "github:octocat"  # the approver its link was issued to
     assert approved["break_glass"] == "EU checkout is down"
     assert any(t["note"].startswith("BREAK GLASS by") for t in done["timeline"])
-    posted = [m for m in opstack.get_json("/_devstack/slack/messages")["messages"]
-              if m.get("channel_name") == "#deploys-eu" and dep["id"] in json.dumps(m["blocks"])]
-    thread = json.dumps(posted[0].get("replies") or [])
+    deadline, thread = time.monotonic() + 15, ""
+    while "BREAK GLASS" not in thread and time.monotonic() < deadline:  # told asynchronously
+        posted = [m for m in opstack.get_json("/_devstack/slack/messages")["messages"]
+                  if m.get("channel_name") == "#deploys-eu" and dep["id"] in json.dumps(m)]
+        thread = json.dumps([m.get("replies") or [] for m in posted])
+        time.sleep(0.3)
     assert "BREAK GLASS" in thread and "EU checkout is down" in thread

@@ -233,7 +233,7 @@ def test_break_glass_approves_records_and_announces(frozen):
     assert done.approvals[-1]["break_glass"] == "checkout is broken in the EU"
     assert done.timeline[-1]["note"].startswith("BREAK GLASS by slack:U0OCTOCAT1 during freeze #1")
     told = [changes for dep_id, _, changes in deps.notifier.notifiers[0].seen if dep_id == dep.id]
-    assert ("APPROVED", "NOTE") in told
+    assert ("APPROVED", "BREAK_GLASS") in told
     text = str(slack_message.status_message(deployment_json(done))[1])
     assert "broke glass" in text and "checkout is broken in the EU" in text
     assert "broke glass</strong>: “checkout is broken in the EU”" in pages.approvals(
