@@ -31,6 +31,7 @@ from devstack.aws import ACCOUNT
 from devstack.faults import SimulatedCrash
 
 log = logging.getLogger("devstack.server")
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 Reply = tuple[int, Any]  # (status, JSON-able body, or str for text/plain)
 
 
@@ -138,7 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "slipway-devstack"
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        raw = (self.headers.get("Content-Length") or "0").strip()
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_BODY:
+            # API Gateway's answers: a body it cannot frame, or one over its 10 MB payload limit
+            too_big = raw.isascii() and raw.isdigit()
+            self.close_connection = True
+            self._send(413 if too_big else 400, {"Content-Type": "application/json"}, json.dumps(
+                {"message": "Request Too Long" if too_big else "Bad Request"}).encode())
+            return
+        length = int(raw)
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
         if path.startswith("/_devstack"):

@@ -45,6 +45,7 @@ REJECT_COMMENT = "rejected in Slack"
 SIGNATURE_WINDOW_S = 300  # Slack's: a request signed longer ago (or ahead) is a replay
 SLACK_MAX_BYTES = 1_000_000  # a block_actions payload carries the whole message: a few KB to ~100 KB
 _USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)  # Unix seconds, as Slack sends them
 
 
 def register(app: Chalice, deps: Callable[[], Deps] | None = None,
@@ -76,16 +77,16 @@ def verified(secret: str | None, raw_body: bytes | str | None, headers: Mapping[
         return False
     timestamp = headers.get("x-slack-request-timestamp")
     signature = headers.get("x-slack-signature")
-    if timestamp is None or signature is None:
-        return False
+    if not (isinstance(timestamp, str) and TIMESTAMP.fullmatch(timestamp)) or signature is None:
+        return False  # Unix seconds only: 309 digits overflow a float (issue 7, row 9)
     try:
         if abs(clock() - int(timestamp)) > SIGNATURE_WINDOW_S:
             return False
         body = raw_body.decode("utf-8") if isinstance(raw_body, bytes) else (raw_body or "")
         mac = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
         return hmac.compare_digest(f"v0={mac.hexdigest()}", signature)
-    except (ValueError, TypeError, UnicodeDecodeError):  # a timestamp that is not a number, a
-        return False  # non-ASCII signature (compare_digest refuses it), a non-UTF-8 body
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):  # a non-ASCII signature
+        return False  # (compare_digest refuses it), a non-UTF-8 body
 
 
 def parse(raw_body: bytes | str | None) -> dict:
