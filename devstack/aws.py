@@ -46,7 +46,10 @@ class EmbeddedAws:
         self.endpoint_url = ""
 
     def start(self) -> "EmbeddedAws":
+        from moto.moto_api._internal.models import moto_api_backend
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
+        moto_api_backend.reset()  # moto's state is per process: start from nothing, whatever ran
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
