@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run one scenario end to end and exit 0 if it ends as expected")
     demo.add_argument("--scenario", default="happy",
                       choices=("happy", "migration-fails", "rollout-fails", "rollback",
-                               "alarm-rollback"))
+                               "alarm-rollback", "chaos"))
     demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     demo.add_argument("--task-seconds", type=float, default=2.0)
     demo.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS,

@@ -25,12 +25,14 @@ from devstack.client import Client
 from devstack.ecs_emulator import EcsSettings
 from devstack.links import approval_links
 from devstack.stack import Stack
-from devstack.timeline import Follower, Narrator, recovery_lines, settled, slack_text
+from devstack.timeline import (Follower, Line, Narrator, clock, recovery_lines, settled,
+                               slack_text)
 
 SERVICE = REPOSITORY = "better-chatbot"
 APPROVER = "slack:U0APPROVER1"
 RELEASES = [("abc123d", "1.22.0"), ("def4567", "1.23.0")]  # (short sha, version), as CI tags them
-SCENARIOS = ("happy", "migration-fails", "rollout-fails", "rollback", "alarm-rollback")
+SCENARIOS = ("happy", "migration-fails", "rollout-fails", "rollback", "alarm-rollback",
+             "chaos")
 
 
 class Unexpected(Exception):
@@ -133,7 +135,7 @@ class Demo:
         follower = Follower(self.http, dep_id, label=False)
         reconciler = self.stack.reconciler
         narrator = Narrator(follower.lines, recovery_lines(
-            reconciler.recovered, dep_id=dep_id, labelled=False), grace=0.5,
+            reconciler.recovered, dep_id=dep_id, labelled=False), self.fault_lines(), grace=0.5,
             holds=[lambda: reconciler.running_since], now=self.stack.clock)
         started = time.monotonic()
         dep: dict = {}
@@ -148,6 +150,25 @@ class Demo:
             self.out.progress(f"{dep.get('state', '?')} · {time.monotonic() - started:4.1f} s")
             time.sleep(0.2)
         raise Unexpected(f"{dep_id} still {dep.get('state')} after {timeout:g} s")
+
+    def inject(self, says: str, **fault) -> None:
+        """Arm a fault on the app's next AWS calls (POST /_devstack/faults) and say what it is."""
+        self.http.inject_fault(**fault)
+        self.out.line(f"  fault armed: {says}")
+
+    def fault_lines(self):
+        """A Narrator source: each injected fault, when it hit the app's call."""
+        shown = 0
+
+        def read():
+            nonlocal shown
+            fired = self.http.faults()["fired"]
+            for f in fired[shown:]:
+                how = "after it took effect" if f["when"] == "after" else "before it ran"
+                yield Line(f["at"], f"  {clock(f['at'])}  {'AWS FAULT':<17} {f['operation']} "
+                           f"failed with {f['code']} ({how})")
+            shown = len(fired)
+        return read
 
     def deploy(self, sha: str, version: str) -> dict:
         dep = self.push(sha, version)
@@ -229,12 +250,52 @@ def rollback(demo: Demo) -> str:
     return f"SUCCEEDED: {SERVICE} is back on {_rev(now)} ({first['version']}), no migration ran"
 
 
+def chaos(demo: Demo) -> str:
+    """One deployment through a throttle, a lost RunTask answer and dropped ECS events."""
+    before = demo.running()["taskDefinition"]
+    dep = demo.push(*RELEASES[0])
+    demo.out.step("AWS misbehaves (devstack faults: the app's own AWS calls only)")
+    demo.inject("RegisterTaskDefinition is throttled twice (ThrottlingException after botocore's "
+                "retries)", service="ecs", operation="RegisterTaskDefinition", error="throttle",
+                times=2)
+    demo.inject("RunTask starts the migration, then its answer is lost (HTTP 500)", service="ecs",
+                operation="RunTask", error="internal", when="after")
+    demo.set_ecs(drop_events=True)
+    demo.out.line("  the migration task's ECS events will be dropped (never delivered)")
+    demo.approve(dep)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # once the migration runs, the rollout's events flow again
+        if (demo.http.get(f"/deployments/{dep['id']}").json().get("migration") or {}).get(
+                "task_arn"):
+            break
+        time.sleep(0.1)
+    demo.set_ecs(drop_events=False)
+    demo.out.step("Timeline (the faults as they hit, and how Slipway got past each)")
+    dep = demo.follow(dep["id"])
+    by = f"slipway/{dep['id']}"
+    tasks = {t for status in ("RUNNING", "STOPPED") for t in demo.ecs.list_tasks(
+        cluster=demo.svc["cluster"], startedBy=by, desiredStatus=status)["taskArns"]}
+    fired = demo.http.faults()["fired"]
+    recovered = [r for r in demo.stack.reconciler.recovered() if r["deployment"] == dep["id"]]
+    now = demo.running()["taskDefinition"]
+    if dep["state"] != "SUCCEEDED" or now != dep["task_definition_arn"] or now == before:
+        raise Unexpected(f"expected SUCCEEDED on a new revision, got {dep['state']} on {now}")
+    if len(tasks) != 1:
+        raise Unexpected(f"expected one migration task, ECS started {len(tasks)}")
+    if len(fired) < 3 or not recovered:
+        raise Unexpected(f"the chaos did not happen as planned: {len(fired)} faults hit, "
+                         f"{len(recovered)} recoveries")
+    return (f"SUCCEEDED with one migration task: {len(fired)} AWS faults met (retried; the lost "
+            "RunTask answer was recovered through its clientToken), the lost task event made up "
+            f"for by the reconciler; {SERVICE} moved from {_rev(before)} to {_rev(now)}")
+
+
 def _rev(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
 RUN = {"happy": happy, "migration-fails": migration_fails, "rollout-fails": rollout_fails,
-       "rollback": rollback, "alarm-rollback": demo_bake.alarm_rollback}
+       "rollback": rollback, "alarm-rollback": demo_bake.alarm_rollback, "chaos": chaos}
 
 
 def run(scenario: str, config_dir: Path, task_seconds: float = 2.0, log_level: str = "INFO") -> int:

@@ -115,14 +115,19 @@ def parse_fault(data: Any) -> Fault:
     return Fault(service, operation, error, when, times, dict(match))
 
 
+def error_code(fault: Fault, service: str, operation: str) -> str:
+    """The AWS error code ``fault`` stands for on this call (``crash`` is no AWS error)."""
+    if fault.error == "throttle":
+        return ("TransactionCanceledException" if operation == "TransactWriteItems"
+                else _THROTTLE.get(service, "ThrottlingException"))
+    if fault.error == "internal":
+        return _INTERNAL.get(service, "InternalFailure")
+    return fault.error
+
+
 def error_response(fault: Fault, service: str, operation: str, params: dict) -> tuple[int, dict]:
     """(HTTP status, botocore's parsed error) for ``fault`` on this call."""
-    code = fault.error
-    if code == "throttle":
-        code = ("TransactionCanceledException" if operation == "TransactWriteItems"
-                else _THROTTLE.get(service, "ThrottlingException"))
-    elif code == "internal":
-        code = _INTERNAL.get(service, "InternalFailure")
+    code = error_code(fault, service, operation)
     status = _STATUS.get(code, 400)
     message = _MESSAGES.get(code, f"{code} (injected by the devstack)")
     parsed: dict[str, Any] = {}
@@ -143,7 +148,8 @@ def error_response(fault: Fault, service: str, operation: str, params: dict) -> 
 class Faults:
     """The faults in force (thread-safe) and the hooks that apply them to the app's clients."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(timezone.utc))  # dates what fired
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._log: list[dict] = []
@@ -184,7 +190,8 @@ class Faults:
                     fault.fired += 1
                     self._log.append({"service": service, "operation": operation,
                                       "error": fault.error, "when": when,
-                                      "at": datetime.now(timezone.utc).isoformat()})
+                                      "code": error_code(fault, service, operation),
+                                      "at": self._clock().isoformat()})
                     return fault
         return None
 

@@ -41,7 +41,7 @@ class Stack:
         self.slack = SlackStandIn(token=f"xoxb-{secrets.token_hex(12)}", clock=self.clock)
         self.github = GitHubStandIn(token=f"ghp_{secrets.token_hex(18)}")
         self.aws = aws_mod.EmbeddedAws(host)
-        self.faults = Faults()  # POST /_devstack/faults: the app's AWS calls only
+        self.faults = Faults(self.clock)  # POST /_devstack/faults: the app's AWS calls only
         self._unhook: Any = None
         # The one caller the IAM routes accept (GET /_devstack/aws hands these out).
         self.api_keys = sigv4.Keys(f"AKIA{secrets.token_hex(8).upper()}",

@@ -327,7 +327,7 @@ def test_ctrl_c_stops_serve_and_frees_its_ports(tmp_path):
 @pytest.mark.timeout(240)
 def test_every_demo_scenario_ends_as_it_should(tmp_path):
     """make demo SCENARIO=…: each scenario exits 0, its timeline in time order, no traceback."""
-    scenarios = ("happy", "migration-fails", "rollout-fails", "rollback")
+    scenarios = ("happy", "migration-fails", "rollout-fails", "rollback", "chaos")
     runs = {s: subprocess.Popen([sys.executable, "-m", "devstack", "demo", "--scenario", s,
                                  "--task-seconds", "1"], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for s in scenarios}
