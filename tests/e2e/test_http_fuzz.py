@@ -31,6 +31,16 @@ def quiet():
     from devstack.ecs_emulator import EcsSettings
     from devstack.stack import Stack
 
+    with pytest.MonkeyPatch.context() as env:
+        for name in OUTSIDE:  # another test's stand-ins, not this devstack's
+            env.delenv(name, raising=False)
+        yield from _quiet_stack(Stack, EcsSettings)
+
+
+OUTSIDE = ("SLACK_API_URL", "GITHUB_API_URL", "AWS_ENDPOINT_URL")
+
+
+def _quiet_stack(Stack, EcsSettings):
     stack = Stack(ROOT / "ecs" / "production", ecs=EcsSettings(task_seconds=0.2),
                   reconcile_every=3600).start()
     try:
