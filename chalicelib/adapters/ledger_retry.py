@@ -29,8 +29,11 @@ def cancel_reasons(exc: ClientError) -> list[str | None]:
 
 
 def is_throttle(exc: ClientError) -> bool:
+    """A throttle, or DynamoDB failing on its side (any 5xx: retried like one, never a 500 to
+    the caller; a write whose answer was lost comes back as a conflict on the retry)."""
     code = exc.response.get("Error", {}).get("Code")
-    if code in THROTTLES:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if code in THROTTLES or status >= 500:
         return True
     return code == "TransactionCanceledException" and "ThrottlingError" in cancel_reasons(exc)
 

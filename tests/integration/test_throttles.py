@@ -23,7 +23,8 @@ def faults(stack, monkeypatch):
     error("ProvisionedThroughputExceededException"),
     error("ThrottlingException"),
     error("TransactionCanceledException", reasons=["None", "ThrottlingError"]),
-], ids=["provisioned", "throttling", "transaction"])
+    error("InternalServerError", status=500),
+], ids=["provisioned", "throttling", "transaction", "dynamodb-500"])
 def test_a_throttled_approval_is_503_with_retry_after_and_changes_nothing(
         stack, client, faults, parsed):
     """The approval's write is throttled for good: 503 + Retry-After, still PENDING_APPROVAL, the
