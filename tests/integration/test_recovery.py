@@ -48,7 +48,8 @@ def test_a_supersede_whose_write_fails_once_still_ends_superseded(stack, client,
     old, old_events = pushed(stack, client, ["1111111", "1.0.0-1111111"])
     deliver(client, "on_image_pushed", old_events[1])
     new, new_events = pushed(stack, client, ["2222222", "1.1.0-2222222"])
-    faults.add(aws.client("dynamodb"), "TransactWriteItems", error("InternalServerError", 500))
+    faults.add(aws.client("dynamodb"), "TransactWriteItems", error("InternalServerError", 500),
+               times=ledger_retry.ATTEMPTS)  # a 5xx is retried like a throttle: fail them all
     failing(client, "on_image_pushed", new_events[1])
     assert by_digest(client, new) is None and by_digest(client, old)["state"] == "PENDING_APPROVAL"
     deliver(client, "on_image_pushed", new_events[1])  # the retry
