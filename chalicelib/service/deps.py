@@ -77,8 +77,11 @@ class Deps:
             log.exception("could not queue %s; the reconciler will retry", dep_id)
 
     def tell(self, dep: Deployment, changes: list[str]) -> None:
+        from chalicelib.service.notify import one_write  # (notify builds on this module)
+
         try:
-            self.notifier.changed(dep, changes)
+            with one_write(self, dep):  # the notifiers' bookkeeping: one write, at the end
+                self.notifier.changed(dep, changes)
         except Exception:  # a notifier must never break the pipeline
             log.exception("notifier failed for %s", dep.id)
 

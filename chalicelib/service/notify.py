@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Callable
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from chalicelib.domain.model import Deployment, parse_iso
+from chalicelib.errors import ConcurrentUpdate
 from chalicelib.service.deps import Deps, updating
 from chalicelib.service.ports import NOT_SENT, NotificationError
 
@@ -30,10 +33,22 @@ def remember(deps: Deps, dep: Deployment, update: Callable[[dict], bool]) -> Dep
     """Apply ``update`` to the stored deployment's notifications with a conditional save.
 
     Writes on the caller's copy first, conditional on its version; if anyone wrote meanwhile
-    (ConcurrentUpdate), re-reads and applies again, so a state change written meanwhile is kept. When the caller's ``dep`` was current, it is brought up to date (version and
-    notifications), so the caller's next save does not fail because a notifier wrote in between;
-    a stale ``dep`` stays stale, and its owner's save fails as it should. Returns the stored copy.
+    (ConcurrentUpdate), re-reads and applies again, so a state change written meanwhile is kept.
+    When the caller's ``dep`` was current, it is brought up to date (version and notifications),
+    so the caller's next save does not fail because a notifier wrote in between; a stale ``dep``
+    stays stale, and its owner's save fails as it should. Returns the stored copy.
+
+    Inside ``one_write(deps, dep)`` (``Deps.tell`` opens one), the update is applied to ``dep`` in
+    memory and every update of that telling is saved by one write at its end. Until then the
+    write-ahead ``pending`` markers stay as they were, so nothing is lost if the Lambda dies, and
+    an approval waiting for the commit's author is refused (fail closed) for those milliseconds.
     """
+    batch = getattr(_batches, "open", {}).get(dep.id)
+    if batch is not None:
+        if update(dep.notifications):
+            batch.append(update)
+        return copy.deepcopy(dep)
+
     def step(fresh: Deployment) -> Deployment:
         fresh = copy.deepcopy(fresh)
         current = fresh.lock_version == dep.lock_version
@@ -47,6 +62,46 @@ def remember(deps: Deps, dep: Deployment, update: Callable[[dict], bool]) -> Dep
     # Optimistic: the caller's copy was just written (notifiers are told after the write), so
     # try it without reading first; a conflict reads and applies again (one read saved per write).
     return updating(deps, dep, step)
+
+
+_batches = threading.local()
+
+
+@contextmanager
+def one_write(deps: Deps, dep: Deployment) -> Iterator[None]:
+    """Gather the notification bookkeeping of one telling into one conditional write."""
+    open_ = _batches.__dict__.setdefault("open", {})
+    if dep.id in open_:  # already gathering for it (a nested telling of the same deployment)
+        yield
+        return
+    updates: list[Callable[[dict], bool]] = []
+    open_[dep.id] = updates
+    try:
+        yield
+    finally:
+        del open_[dep.id]
+    if updates:
+        _flush(deps, dep, updates)
+
+
+def _flush(deps: Deps, dep: Deployment, updates: list[Callable[[dict], bool]]) -> None:
+    """Save ``dep`` with the updates already applied in memory; if anyone wrote meanwhile, read
+    it again and apply them to what is stored."""
+    snapshot = copy.deepcopy(dep)
+    try:
+        deps.ledger.save(snapshot)
+        dep.lock_version = snapshot.lock_version
+        return
+    except ConcurrentUpdate:
+        pass
+
+    def step(fresh: Deployment) -> None:
+        fresh = copy.deepcopy(fresh)
+        if any([u(fresh.notifications) for u in updates]):
+            deps.ledger.save(fresh)
+        dep.notifications = copy.deepcopy(fresh.notifications)
+
+    updating(deps, deps.load(dep.id), step)
 
 
 def mark_pending(deps: Deps, dep: Deployment, channel: str, exc: BaseException) -> None:
