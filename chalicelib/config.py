@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib import config_ops
+from chalicelib import config_approval, config_ops
 from chalicelib.domain.freeze import Window
 from chalicelib.domain.taskdef import validate_template
 from chalicelib.errors import ConfigError
@@ -148,8 +148,10 @@ def load(path: str | Path) -> Config:
     if dupes:
         raise ConfigError(f"{path}: service name(s) used twice: {', '.join(dupes)}")
     config_ops.check_promotions(path, services)
-    return Config(str(path), services, _identities(path, raw.get("identities", {})),
-                  config_ops.freezes(path, raw.get("freeze"), set(names)))
+    cfg = Config(str(path), services, _identities(path, raw.get("identities", {})),
+                 config_ops.freezes(path, raw.get("freeze"), set(names)))
+    config_approval.check_approvals(path, services, cfg.same_person)
+    return cfg
 
 
 def _service(path: Path, index: int, entry: Any) -> ServiceConfig:
@@ -203,16 +205,15 @@ def _section(label: str, name: str, body: Any) -> Any:
         _positive(label, values, "timeout_minutes")
     elif name == "approval":
         approvers = values.get("approvers", [])
-        bad = [a for a in approvers if not isinstance(a, str) or not _IDENTITY.fullmatch(a)]
+        bad = [a for a in approvers if not isinstance(a, str) or
+               not (_IDENTITY.fullmatch(a) or a == config_approval.ANYONE)]
         if bad:
             raise ConfigError(f"{label}: key 'approvers' has invalid identities {bad} "
-                              "(use 'slack:U…' or 'github:login')")
+                              "(use 'slack:U…', 'github:login', or \"*\" alone for anyone)")
         values["approvers"] = tuple(approvers)
         _positive(label, values, "quorum", "expires_hours")
         if values.get("wait_minutes", 0) < 0:
             raise ConfigError(f"{label}: key 'wait_minutes' must not be negative")
-        if approvers and values.get("quorum", 1) > len(set(approvers)):
-            raise ConfigError(f"{label}: key 'quorum' exceeds the number of approvers")
     elif name == "prune":
         _positive(label, values, "keep")
         if "only_tags" in values:
@@ -264,4 +265,5 @@ def _identities(path: Path, table: Any) -> dict[str, frozenset[str]]:
             raise ConfigError(f"{path}: [identities] key '{main}': use "
                               "\"github:login\" = [\"slack:U…\"]")
         out[main] = frozenset(aliases)
+    config_approval.check_identities(path, out)
     return out

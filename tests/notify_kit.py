@@ -55,6 +55,8 @@ def write_config(folder: Path, *, approvers=("slack:U0ALICE", "slack:U0BOB", "gi
         f"prevent_self_review = {str(prevent_self_review).lower()}",
         "[service.notify]", *notify,
     ]
+    if identities is None:  # prevent_self_review needs each Slack approver's GitHub login
+        identities = {"github:alice": ["slack:U0ALICE"], "github:bob": ["slack:U0BOB"]}
     if identities:
         lines.append("[identities]")
         lines += [f'"{k}" = {json.dumps(v)}' for k, v in identities.items()]
@@ -130,7 +132,9 @@ def slack_server():
 
 @pytest.fixture
 def github_server():
+    """GitHub, which knows the pushed commit (by dave, no approver) unless a test says otherwise."""
     with GitHubStandIn(token="ghp_unit_token") as server:
+        server.set_commit_author(REPO, SHA, "dave")
         yield server
 
 

@@ -42,8 +42,6 @@ slack_channel = "#deploys-eu"
 github_repository = "acme/better-chatbot"
 github_environment = "production-eu"
 
-[identities]
-"github:octocat" = ["{octocat}"]
 
 [[freeze]]
 services = ["{target}"]
@@ -62,6 +60,9 @@ def write_config(into: Path, freeze_start: datetime | None = None) -> Path:
     template["family"] = TARGET
     (into / "task-definition-eu.json").write_text(json.dumps(template, indent=2))
     stamp = "%Y-%m-%dT%H:%M:%SZ"
+    shipped = (into / "services.toml").read_text()  # octocat joins the shipped [identities]
+    (into / "services.toml").write_text(shipped.replace(
+        "[identities]\n", f'[identities]\n"github:octocat" = ["{OCTOCAT_SLACK}"]\n'))
     with (into / "services.toml").open("a") as out:
         out.write(EXTRA.format(target=TARGET, octocat=OCTOCAT_SLACK,
                                start=start.strftime(stamp),

@@ -1,11 +1,18 @@
-"""GitHub adapter: deployments, deployment statuses and commit authors over REST.
+"""GitHub adapter: deployments, deployment statuses and who wrote a change, over REST.
 
-Three endpoints do not justify a client library (cold start, package size):
+``change_authors(repo, base, head)`` names the authors and committers of every commit from ``base``
+(the last successful deployment's commit; None for a first deployment) to ``head``, with the
+compare API (``GET /repos/{o}/{r}/compare/{base}...{head}``; ``GET commits/{sha}`` without a
+base). When GitHub cannot say, it raises ``AuthorsUnknown`` with the reason a person can act on:
+an unknown commit, a commit whose author or committer GitHub maps to no account, more commits than
+it will list. Self-review rules fail closed on it.
+
+A few endpoints do not justify a client library (cold start, package size):
 plain HTTP with the ``urllib3`` that botocore already ships. Every failure
 (non-2xx, refused connection, timeout, unreadable answer) becomes one
 ``NotificationError`` carrying the status and GitHub's message, never the token.
-Calls time out quickly and are not retried here; GitHub errors never block a
-deployment, the caller logs them and moves on.
+Calls time out quickly and are not retried here; the caller records the failure and the
+reconciler asks again.
 """
 from __future__ import annotations
 
@@ -23,6 +30,11 @@ DEFAULT_TIMEOUT = 3.0
 API_VERSION = "2022-11-28"
 DESCRIPTION_LIMIT = 140
 STATES = frozenset({"error", "failure", "inactive", "in_progress", "queued", "pending", "success"})
+COMPARE_PAGES = 10  # 100 commits a page: a release of more than 1,000 commits is refused
+
+
+class AuthorsUnknown(NotificationError):
+    """GitHub answered, but who wrote the change cannot be told from its answer."""
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -103,6 +115,50 @@ class GitHubClient:
         date = committer.get("date") if isinstance(committer, dict) else None
         return (str(login) if login else None), (date if isinstance(date, str) else None)
 
+    def change_authors(self, repo: str, base: str | None, head: str) -> list[str]:
+        """Logins of the authors and committers of every commit in ``base...head`` (just ``head``
+        without a base, or when ``head`` is not ahead of it); AuthorsUnknown if any is unknown."""
+        commits = self._compare(repo, base, head) if base and base != head else []
+        if not commits:
+            commits = [self._commit(repo, head)]
+        logins: list[str] = []
+        for commit in commits:
+            for role in ("author", "committer"):
+                logins.append(_login(commit, role))
+        return sorted(set(logins))
+
+    def _commit(self, repo: str, sha: str) -> dict:
+        try:
+            return self._request("GET", f"{_repo_path(repo)}/commits/{quote(sha, safe='')}")
+        except NotificationError as exc:
+            if exc.status in (404, 422):
+                raise AuthorsUnknown(f"GitHub does not know commit {sha[:12]} in {repo}",
+                                     status=exc.status) from exc
+            raise
+
+    def _compare(self, repo: str, base: str, head: str) -> list[dict]:
+        path = f"{_repo_path(repo)}/compare/{quote(base, safe='')}...{quote(head, safe='')}"
+        commits: list[dict] = []
+        for page in range(1, COMPARE_PAGES + 1):
+            try:
+                data = self._request("GET", f"{path}?per_page=100&page={page}")
+            except NotificationError as exc:
+                if exc.status in (404, 422):
+                    raise AuthorsUnknown(f"GitHub cannot compare {base[:12]}...{head[:12]} in "
+                                         f"{repo} (it does not know one of them)",
+                                         status=exc.status) from exc
+                raise
+            got = data.get("commits")
+            if not isinstance(got, list):
+                raise AuthorsUnknown(f"GitHub's compare of {base[:12]}...{head[:12]} lists no "
+                                     "commits")
+            commits += [c for c in got if isinstance(c, dict)]
+            total = data.get("total_commits")
+            if not isinstance(total, int) or len(commits) >= total or not got:
+                return commits
+        raise AuthorsUnknown(f"{base[:12]}...{head[:12]} has more than "
+                             f"{COMPARE_PAGES * 100} commits; Slipway will not guess who wrote them")
+
     def _headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Bearer {self._token}",
@@ -133,6 +189,17 @@ class GitHubClient:
     def _scrub(self, message: str) -> str:
         """Belt and braces: never let the token reach a message or a log line."""
         return message.replace(self._token, "***") if self._token else message
+
+
+def _login(commit: dict, role: str) -> str:
+    """The GitHub login of a commit's author or committer, or AuthorsUnknown saying whose."""
+    who = commit.get(role)
+    login = who.get("login") if isinstance(who, dict) else None
+    if isinstance(login, str) and login:
+        return login
+    sha = str(commit.get("sha") or "?")[:12]
+    raise AuthorsUnknown(f"the {role} of commit {sha} has no GitHub account Slipway can "
+                         "match (its e-mail is linked to no GitHub user)")
 
 
 def _repo_path(repo: str) -> str:

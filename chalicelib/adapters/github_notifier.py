@@ -7,10 +7,13 @@
     FAILED, ROLLED_BACK              failure
     REJECTED, SUPERSEDED, EXPIRED    inactive
 
-On creation it also asks GitHub who wrote the commit and records ``github:<login>`` as the
-deployment's author, which the approval policy uses for ``prevent_self_review``. When GitHub cannot
-say (unknown commit, no GitHub user, GitHub down), nobody is treated as the author: self-review is
-then not prevented for that deployment, and the failure is logged.
+For a service with ``prevent_self_review`` it also asks GitHub who wrote the change: the authors
+and committers of every commit since the service's last SUCCEEDED deployment (the commit itself
+for a first one), recorded as ``notifications["authors"]`` (``github:<login>``s), which nobody of
+them may approve. When GitHub cannot say (unknown commit, an author GitHub maps to no account,
+GitHub down), the reason goes to ``notifications["authors_unknown"]``: approvals are refused with it
+(fail closed) and the channel stays pending, so the reconciler asks again; once it succeeds, the
+hold is lifted and the Slack message is told ("AUTHORS").
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from chalicelib.service.notify import (clear_pending, is_pending, mark_pending, 
 from chalicelib.service.ports import NotificationError
 
 CHANNEL = "github"
+AUTHORS = "AUTHORS"  # the change told when who wrote a deployment became known
 S = State
 STATUS: dict[State, str] = {
     S.PENDING_APPROVAL: "queued", S.APPROVED: "in_progress", S.MIGRATING: "in_progress",
@@ -50,6 +54,8 @@ class GitHubNotifier:
         svc = self._deps.config.service(dep.service)
         if svc is None or not svc.notify.github_repository:
             return
+        if changes == [AUTHORS]:
+            return  # our own announcement, for the Slack message
         try:
             if "CREATED" in changes or needs_resync(self._deps, dep, CHANNEL):
                 self._sync(dep, svc)
@@ -65,7 +71,12 @@ class GitHubNotifier:
             if svc is None or not svc.notify.github_repository:
                 remember(self._deps, dep, clear_pending(CHANNEL))
                 return True
-            self._sync(dep, svc)
+            held = "authors_unknown" in dep.notifications
+            try:
+                self._sync(dep, svc)
+            finally:
+                if held and "authors_unknown" not in dep.notifications:
+                    self._deps.tell(dep, [AUTHORS])  # approvals are open again: say so
         except Exception as exc:
             mark_pending(self._deps, dep, CHANNEL, exc)
             return False
@@ -76,10 +87,12 @@ class GitHubNotifier:
         client = self._client()
         repo = svc.notify.github_repository
         found: dict[str, Any] = {}
-        if dep.kind == "deploy" and dep.commit and "author" not in dep.notifications:
-            login, committed = client.commit_info(repo, dep.commit)
-            if login:
-                found["author"] = f"github:{login}"
+        unknown = self._authors(dep, svc, client, found)
+        if dep.kind == "deploy" and dep.commit and "commit_time" not in dep.notifications:
+            try:
+                committed = client.commit_info(repo, dep.commit)[1]
+            except NotificationError:  # best effort: asked again at the next sync
+                committed = None
             if committed:
                 found["commit_time"] = committed  # the DORA lead time starts here
         gh_id, failure = _deployment_id(dep), None
@@ -102,8 +115,39 @@ class GitHubNotifier:
         if failure is not None:
             raise failure
         self._status(dep, svc, gh_id)
+        if unknown is not None:
+            raise unknown  # pending: the reconciler asks GitHub again
         if is_pending(dep, CHANNEL):
             remember(self._deps, dep, clear_pending(CHANNEL))
+
+    def _authors(self, dep: Deployment, svc, client, found: dict) -> Exception | None:
+        """Ask GitHub who wrote the change (once known, never again); put the answer, or why
+        there is none, in ``found``; return the failure."""
+        if not needs_authors(dep, svc) or "authors" in dep.notifications:
+            return None
+        from chalicelib.adapters.github import AuthorsUnknown
+
+        try:
+            base = self._base_commit(dep)
+            logins = client.change_authors(svc.notify.github_repository, base, dep.commit)
+        except NotificationError as exc:
+            found["authors_unknown"] = exc.message if isinstance(exc, AuthorsUnknown) else \
+                f"GitHub could not be asked who wrote it ({exc.message})"
+            return exc
+        found["authors"] = [f"github:{login}" for login in logins]
+        return None
+
+    def _base_commit(self, dep: Deployment) -> str | None:
+        """The commit the service runs now: its newest SUCCEEDED deployment's (None: first)."""
+        from chalicelib.adapters.github import AuthorsUnknown
+
+        done = self._deps.ledger.list(service=dep.service, state=State.SUCCEEDED.value, limit=1)
+        if not done:
+            return None
+        if not done[0].commit:
+            raise AuthorsUnknown(f"the last successful deployment {done[0].id} names no commit, "
+                                 "so the commits since then cannot be listed")
+        return done[0].commit
 
     def _status(self, dep: Deployment, svc, gh_id: int | None) -> None:
         if gh_id is None:
@@ -124,9 +168,18 @@ class GitHubNotifier:
         return _deployment_id(fresh) if fresh else None
 
 
+def needs_authors(dep: Deployment, svc) -> bool:
+    """Does approving this deployment depend on who wrote it?"""
+    return bool(svc.approval.prevent_self_review and dep.kind in ("deploy", "promote")
+                and dep.state is State.PENDING_APPROVAL and dep.commit
+                and svc.notify.github_repository)
+
+
 def _merge(found: dict) -> Callable[[dict], bool]:
     def update(notes: dict) -> bool:
         notes.update(found)
+        if "authors" in found:
+            notes.pop("authors_unknown", None)
         return True
 
     return update

@@ -91,6 +91,10 @@ def _body(dep: dict) -> list[dict]:
         {"type": "section", "fields": [_mrkdwn(field) for field in _fields(dep)]},
     ]
     blocks += [_section(line) for line in (_promotion(dep), _forced(dep)) if line]
+    if dep.get("approval_hold") and dep.get("state") == "PENDING_APPROVAL":
+        blocks.append(_section(f":warning: *Approvals are on hold:* "
+                               f"{_fit(dep['approval_hold'], 1000)}. Slipway asks GitHub again "
+                               "every few minutes."))
     blocks += [_section(diff)] if (diff := _diff_section(dep.get("diff"))) else []
     blocks.append({"type": "context", "elements": [_mrkdwn(_footer(dep))]})
     return blocks
@@ -103,7 +107,8 @@ def _fields(dep: dict) -> list[str]:
         ("Tags", _joined(dep.get("tags") or [dep.get("image_tag")], FIELD_LIMIT - 10, _code)),
         ("Digest", _code(_short_digest(dep.get("image_digest")) or "unknown")),
         ("Migration", _migration(dep.get("migration_command"))),
-        ("Approvers", _joined(dep.get("approvers") or [], FIELD_LIMIT - 15, _who) or "not listed"),
+        ("Approvers", "anyone (approvers = [\"*\"])" if dep.get("approvers") == ["*"] else
+         _joined(dep.get("approvers") or [], FIELD_LIMIT - 15, _who) or "nobody is listed"),
         ("Quorum", f"{int(quorum)} distinct approval{'s' if int(quorum) != 1 else ''}"),
         ("Expires", _expiry(dep.get("expires_at"))),
     ]

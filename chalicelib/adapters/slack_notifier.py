@@ -24,7 +24,7 @@ from chalicelib.service.ports import NotificationError
 
 CHANNEL = "slack"
 #: Changes that alter what the message shows (new states, an approval, a new tag).
-VISIBLE = frozenset({s.value for s in State} | {"APPROVAL_RECORDED", "TAGGED"})
+VISIBLE = frozenset({s.value for s in State} | {"APPROVAL_RECORDED", "TAGGED", "AUTHORS"})
 #: Changes whose timeline note is worth a thread reply.
 THREADED = frozenset({"BREAK_GLASS", "MIGRATION_STARTED", "ROLLOUT_STARTED", "NOTE", "VERIFYING",
                       "SUCCEEDED", "FAILED", "ROLLED_BACK"})

@@ -13,6 +13,7 @@ from chalicelib.domain.model import Deployment, State, iso, parse_iso
 from chalicelib.errors import BadRequest, Conflict, Forbidden
 
 APPROVE, REJECT = "approve", "reject"
+ANYONE = "*"  # approvers = ["*"]: anyone may approve (said out loud in the config)
 
 
 def open_window(dep: Deployment, policy, now: datetime) -> None:
@@ -29,18 +30,35 @@ def approvers_so_far(dep: Deployment) -> list[str]:
     return [a["by"] for a in dep.approvals if a["decision"] == APPROVE]
 
 
+def authors_hold(dep: Deployment, policy) -> str | None:
+    """Why nobody may approve yet under prevent_self_review (who wrote the change is not known:
+    recorded as ``notifications["authors"]`` once GitHub said), or None."""
+    notes = dep.notifications
+    if not policy.prevent_self_review or dep.kind not in ("deploy", "promote") or \
+            isinstance(notes.get("authors"), list):
+        return None
+    if not dep.commit:
+        return "the image's tags name no commit, so nobody can tell who wrote it"
+    return str(notes.get("authors_unknown") or
+               "Slipway is still asking GitHub who wrote the commits")
+
+
 def _alone(identity: str) -> frozenset[str]:
     return frozenset({identity})
 
 
 def decide(dep: Deployment, policy, *, identity: str, via: str, decision: str, comment: str,
            now: datetime, authors: frozenset[str] = frozenset(),
+           authors_unknown: str | None = None,
            person: Callable[[str], frozenset[str]] = _alone) -> str:
     """Apply one decision; return a sentence saying what happened. Raise if it may not happen.
 
     ``person(identity)`` gives every identity of the same human (services.toml ``[identities]``):
     an approver listed as ``github:octocat`` may click in Slack as their mapped ``slack:U…``, and
     one person approving through two channels still counts once towards the quorum.
+    ``authors``: every identity of whoever wrote the change; ``authors_unknown``: why that cannot
+    be told (then, with prevent_self_review, nobody may approve: fail closed). ``approvers``
+    ``["*"]`` is anyone; no approvers at all is nobody.
     """
     if decision not in (APPROVE, REJECT):
         raise BadRequest("decision must be 'approve' or 'reject'", code="bad_decision")
@@ -49,7 +67,7 @@ def decide(dep: Deployment, policy, *, identity: str, via: str, decision: str, c
     if is_expired(dep, now):
         raise Conflict(f"this approval request expired at {dep.expires_at}", code="deployment_expired")
     me = person(identity)
-    if policy.approvers and not me & set(policy.approvers):
+    if ANYONE not in policy.approvers and not me & set(policy.approvers):
         raise Forbidden(f"{identity} is not an approver of {dep.service}", code="not_an_approver")
     record = {"by": identity, "via": via, "decision": decision, "comment": comment or "",
               "at": iso(now)}
@@ -62,12 +80,11 @@ def decide(dep: Deployment, policy, *, identity: str, via: str, decision: str, c
     if dep.not_before and now < parse_iso(dep.not_before):
         raise Conflict(f"approvals for this deployment open at {dep.not_before} "
                        f"(wait of {policy.wait_minutes:g} minutes)", code="too_early")
-    if policy.prevent_self_review and me & authors:
-        raise Forbidden("you wrote this change, so someone else must approve it",
-                        code="self_review")
+    if policy.prevent_self_review:
+        _not_the_author(me, authors, authors_unknown)
     done = approvers_so_far(dep)
     people = {person(i) for i in done}
-    if me in people:
+    if any(me & p for p in people):  # one person, however many aliases, counts once
         return f"You already approved; {len(people)} of {policy.quorum} approvals so far."
     dep.approvals.append(record)
     done.append(identity)
@@ -78,6 +95,18 @@ def decide(dep: Deployment, policy, *, identity: str, via: str, decision: str, c
     dep.changes.append("APPROVAL_RECORDED")
     return (f"Approval recorded: {len(people) + 1} of {policy.quorum}. "
             "Waiting for more approvers.")
+
+
+def _not_the_author(me: frozenset[str], authors: frozenset[str], unknown: str | None) -> None:
+    if unknown:
+        raise Conflict(f"Approvals are on hold: {unknown}. Slipway asks GitHub again every few "
+                       "minutes; nothing was changed.", code="authors_unknown")
+    if not any(i.startswith("github:") for i in me):
+        raise Forbidden("Slipway cannot tell whether you wrote this change: no [identities] "
+                        "entry ties you to a GitHub login", code="self_review_unknown")
+    if me & authors:
+        raise Forbidden("you wrote or committed part of this change, so someone else must "
+                        "approve it", code="self_review")
 
 
 def _already(dep: Deployment) -> str:

@@ -202,7 +202,9 @@ def approvals(view: dict, href_prefix: Linker = FROM_APPROVAL) -> str:
     people = view.get("approvers") or []
     quorum = int(view.get("quorum") or 1)
     done = {a.get("by") for a in view.get("approvals") or [] if a.get("decision") == "approve"}
-    rows = [("Approvers", ", ".join(_code(p) for p in people) if people else "anyone"),
+    named = ", ".join(_code(p) for p in people)
+    rows = [("Approvers", "anyone (approvers = [\"*\"])" if people == ["*"] else
+             named or "nobody (no approvers are configured)"),
             ("Needed", f"{quorum} approval{'s from different people' if quorum != 1 else ''}"),
             ("So far", f"{len(done)} of {quorum} approval{'s' if quorum != 1 else ''}")]
     table = "<table class='facts'>" + "".join(
@@ -216,7 +218,10 @@ def approvals(view: dict, href_prefix: Linker = FROM_APPROVAL) -> str:
         decisions.append(f"<li>{_code(a.get('by'))} {verb} via {escape(str(a.get('via')))}, "
                          f"{when(a.get('at'))}{comment}</li>")
     listed = f"<ul aria-label='decisions so far'>{''.join(decisions)}</ul>" if decisions else ""
-    return f"<h2>Approval</h2>{table}{listed}"
+    hold = (f"<p class='note alert' role='alert'>Approvals are on hold: "
+            f"{text(view['approval_hold'])}. Slipway asks GitHub again every few minutes.</p>"
+            if view.get("approval_hold") else "")
+    return f"<h2>Approval</h2>{hold}{table}{listed}"
 
 
 def details_link(view: dict, prefix: Linker = FROM_APPROVAL) -> str:
@@ -290,7 +295,9 @@ def settled_page(view: dict, *, used: bool = False, expired_at: str | None = Non
 
 ERROR_TITLES = {"bad_decision": "The form was incomplete", "bad_token": "This link is not valid",
                 "link_expired": "This link has expired", "too_early": "Too early to approve",
-                "author_unknown": "Not yet: Slipway is asking GitHub"}
+                "authors_unknown": "Approvals are on hold",
+                "self_review": "Someone else must approve", "self_review_unknown":
+                "Slipway cannot tell whether you wrote this"}
 STATUS_TITLES = {400: "The request could not be read", 401: "This link cannot be used",
                  403: "You may not decide this deployment", 404: "Unknown deployment",
                  409: "Nothing was changed"}

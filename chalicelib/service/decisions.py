@@ -8,7 +8,6 @@ from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import Conflict
 from chalicelib.service import freezes
 from chalicelib.service.deps import Deps, retrying
-from chalicelib.service.ports import NOT_SENT
 
 
 @dataclass(frozen=True)
@@ -31,19 +30,14 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
         svc = deps.service(dep.service)
         if link_nonce and link_nonce in dep.used_tokens:
             raise Conflict("this approval link was already used", code="link_used")
-        authors = frozenset()
-        author = dep.notifications.get("author")
-        if author:
-            authors = deps.config.same_person(author)
-        elif decision == "approve" and _author_unknown_yet(dep, svc):
-            raise Conflict("Slipway is still asking GitHub who wrote this commit (self-review is "
-                           "not allowed here); try again in a minute", code="author_unknown")
+        authors, unknown = who_wrote(deps, dep, svc)
         hold = None
         if decision == approval.APPROVE and dep.state is State.PENDING_APPROVAL:
             hold = freezes.check(deps, dep, identity, break_glass)  # 409 frozen unless glass
         message = approval.decide(dep, svc.approval, identity=identity, via=via,
                                   decision=decision, comment=comment, now=deps.clock(),
-                                  authors=authors, person=deps.config.same_person)
+                                  authors=authors, authors_unknown=unknown,
+                                  person=deps.config.same_person)
         if hold is not None and dep.changes:
             freezes.record_break_glass(deps, dep, identity, break_glass, hold)
         if link_nonce and dep.changes:
@@ -58,13 +52,14 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
     return outcome
 
 
-def _author_unknown_yet(dep: Deployment, svc) -> bool:
-    """With prevent_self_review, nobody may approve before GitHub was asked who wrote the commit
-    (the push is seconds old, or the Lambda asking died). If GitHub was asked and failed, approval
-    goes on: GitHub errors never block a deployment (README, Approvals)."""
-    return (svc.approval.prevent_self_review and dep.kind == "deploy" and bool(dep.commit)
-            and bool(svc.notify.github_repository)
-            and (dep.notifications.get("pending") or {}).get("github") == NOT_SENT)
+def who_wrote(deps: Deps, dep: Deployment, svc) -> tuple[frozenset[str], str | None]:
+    """(every identity of the people who wrote the change, why that is not known yet). With
+    prevent_self_review nobody may approve until GitHub has said (adapters/github_notifier.py)."""
+    hold = approval.authors_hold(dep, svc.approval)
+    authors = dep.notifications.get("authors")
+    if hold or not svc.approval.prevent_self_review or not isinstance(authors, list):
+        return frozenset(), hold
+    return frozenset().union(*(deps.config.same_person(a) for a in authors)), None
 
 
 def _key(deps: Deps) -> bytes:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from chalicelib.config import ServiceConfig
-from chalicelib.domain.model import Deployment
+from chalicelib.domain import approval
+from chalicelib.domain.model import Deployment, State
 
 CONTRACT_KEYS = (
     "id", "service", "kind", "state", "repository", "image_tag", "image_digest", "image", "version",
@@ -31,6 +32,8 @@ def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
             migration_command=list(svc.migration.command) if svc.migration and
             dep.kind != "rollback" else None,
             approvers=list(svc.approval.approvers), quorum=svc.approval.quorum,
+            approval_hold=approval.authors_hold(dep, svc.approval)
+            if dep.state is State.PENDING_APPROVAL else None,
             github_repository=svc.notify.github_repository,
         )
     return out

@@ -3,12 +3,13 @@
 Checks the bearer token (401 ``Bad credentials``) and the payloads the way
 GitHub does (422 ``Validation Failed`` with the offending fields), and insists
 on what Slipway must send: ``auto_merge: false`` and a ``required_contexts``
-list. Records every deployment with its statuses in order. Commit authors come
-from ``set_commit_author``; unknown commits are 404.
+list. Records every deployment with its statuses in order. Commits and compares
+come from ``history`` (``github_commits.History``, fed by ``POST
+/_devstack/github/commits`` or ``set_commit_author``); unknown commits are 404.
 
 Routes (under ``url`` = ``http://127.0.0.1:<port>``, the ``GITHUB_API_URL``):
 ``POST /repos/{o}/{r}/deployments``, ``POST|GET /repos/{o}/{r}/deployments/{id}/statuses``,
-``GET /repos/{o}/{r}/commits/{sha}``.
+``GET /repos/{o}/{r}/commits/{sha}``, ``GET /repos/{o}/{r}/compare/{base}...{head}``.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import hmac
 import json
 import re
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack.standins import Reply, StandIn, bearer
+from devstack.standins.github_commits import History
 
 STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 _REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
@@ -32,12 +34,14 @@ class GitHubStandIn(StandIn):
     def __init__(self, token: str = "ghp_standin", host: str = "127.0.0.1", port: int = 0):
         super().__init__(token, host, port)
         self._deployments: list[dict] = []
-        self._authors: dict[tuple[str, str], str | None] = {}
+        self.history = History()
         self._routes: list[tuple[str, re.Pattern, Callable[..., Reply]]] = [
             ("POST", re.compile(_REPO + r"/deployments$"), self._create_deployment),
             ("POST", re.compile(_REPO + r"/deployments/(?P<dep_id>\d+)/statuses$"), self._create_status),
             ("GET", re.compile(_REPO + r"/deployments/(?P<dep_id>\d+)/statuses$"), self._list_statuses),
             ("GET", re.compile(_REPO + r"/commits/(?P<sha>[^/]+)$"), self._commit),
+            ("GET", re.compile(_REPO + r"/compare/(?P<base>[^/.]+)\.\.\.(?P<head>[^/.]+)$"),
+             self._compare),
         ]
 
     def deployments(self) -> list[dict]:
@@ -46,9 +50,10 @@ class GitHubStandIn(StandIn):
             return copy.deepcopy(self._deployments)
 
     def set_commit_author(self, repo: str, sha: str, login: str | None) -> None:
-        """Make ``GET commits/{sha}`` answer with this author (None: no GitHub user)."""
-        with self._lock:
-            self._authors[(repo.lower(), sha.lower())] = login
+        """A root commit written and committed by ``login`` (None: an e-mail GitHub cannot map);
+        ``sha`` is padded to 40 characters if short."""
+        self.history.add(repo, [{"sha": sha.lower().ljust(40, "0"), "author": login,
+                                 "committer": login, "parents": []}])
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         if self.is_down:
@@ -68,6 +73,8 @@ class GitHubStandIn(StandIn):
                         return 400, {"message": "Problems parsing JSON"}
                     if not isinstance(data, dict):
                         return 400, {"message": "Body should be a JSON object"}
+                if method == "GET":
+                    data = parse_qs(urlsplit(path).query)
                 return action(data=data, **match.groupdict())
         return _NOT_FOUND
 
@@ -111,7 +118,7 @@ class GitHubStandIn(StandIn):
             deployment["statuses"].append(status)
         return 201, dict(status)
 
-    def _list_statuses(self, data: None, repo: str, dep_id: str) -> Reply:
+    def _list_statuses(self, data: dict, repo: str, dep_id: str) -> Reply:
         with self._lock:
             deployment = self._find(repo, int(dep_id))
             if deployment is None:
@@ -119,15 +126,16 @@ class GitHubStandIn(StandIn):
             # GitHub lists the newest status first
             return 200, copy.deepcopy(list(reversed(deployment["statuses"])))
 
-    def _commit(self, data: None, repo: str, sha: str) -> Reply:
-        with self._lock:
-            known = {k[1]: v for k, v in self._authors.items() if k[0] == repo.lower()}
-        sha = sha.lower()
-        hits = [full for full in known if full == sha or (len(sha) >= 7 and full.startswith(sha))]
-        if len(hits) != 1:
-            return 404, {"message": f"No commit found for SHA: {sha}"}
-        login = known[hits[0]]
-        return 200, {"sha": hits[0], "author": {"login": login} if login else None}
+    def _commit(self, data: dict, repo: str, sha: str) -> Reply:
+        return self.history.commit(repo, sha)
+
+    def _compare(self, data: dict, repo: str, base: str, head: str) -> Reply:
+        try:
+            page = max(1, int((data.get("page") or ["1"])[0]))
+            per_page = min(100, max(1, int((data.get("per_page") or ["30"])[0])))
+        except ValueError:
+            return 422, {"message": "Validation Failed"}
+        return self.history.compare(repo, base, head, page, per_page)
 
     def _find(self, repo: str, dep_id: int) -> dict | None:
         for deployment in self._deployments:

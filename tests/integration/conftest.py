@@ -146,6 +146,8 @@ def stack(moto_server, monkeypatch):
         monkeypatch.setenv("SLACK_API_URL", slack.url)
         monkeypatch.setenv("GITHUB_API_URL", github.url)
         monkeypatch.setenv("SLACK_RESPONSE_URLS", slack.response_url)
+        for sha in ("abc123d", "def456a", "1111111", "2222222", "3333333"):  # what tests push
+            github.set_commit_author("acme/better-chatbot", sha, "dev")  # dev: no approver
         bootstrap.reset()
         s = Stack(moto_server, CONFIG_DIR, secret, queue_url, Clock(), services, slack, github)
         s.deps()

@@ -212,7 +212,7 @@ def test_the_commit_author_cannot_approve_their_own_change(world):
     stack, client, slack, github = world
     github.set_commit_author("acme/better-chatbot", "abc123d" + "0" * 33, "octocat")
     dep = push(stack, client)
-    assert stack.deps().load(dep["id"]).notifications["author"] == "github:octocat"
+    assert stack.deps().load(dep["id"]).notifications["authors"] == ["github:octocat"]
     before = get(client, dep["id"])
     url = decisions.link_for(stack.deps(), stack.deps().load(dep["id"]), "github:octocat")
     dep_id, token = link_token(url)

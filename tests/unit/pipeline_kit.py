@@ -54,7 +54,12 @@ def push(deps, service=WEB, tags=("abc123d", "1.22.0-abc123d", "latest")):
         event["detail"].update({"repository-name": svc.repository, "image-digest": digest,
                                 "image-tag": tag})
         intake.on_image_pushed(deps, event)
-    return deps.ledger.find(f"key#{service}#{digest}")
+    dep = deps.ledger.find(f"key#{service}#{digest}")
+    if dep is not None and svc.approval.prevent_self_review and "authors" not in \
+            dep.notifications:  # what GitHub answers (no GitHub notifier here): dev wrote it
+        dep.notifications["authors"] = ["github:dev"]
+        deps.ledger.save(dep)
+    return dep
 
 
 def approve(deps, dep, who="slack:U0APPROVER1"):

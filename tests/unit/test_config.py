@@ -45,7 +45,7 @@ def test_the_shipped_production_config_loads():
 
 def test_defaults_apply(tmp_path):
     """A minimal service needs approval, keeps 10 revisions and runs no migration."""
-    svc = config.load(write(tmp_path)).service("web")
+    svc = config.load(write(tmp_path, '[service.approval]\napprovers = ["*"]')).service("web")
     assert svc.approval.required and svc.approval.quorum == 1 and svc.prune.keep == 10
     assert svc.migration is None and svc.template is None
 
@@ -55,7 +55,7 @@ def test_defaults_apply(tmp_path):
     ('deploy_tags = "(unclosed"', "service 'web': key 'deploy_tags' is not a valid regex"),
     ('[service.approval]\nquorum = 0', "[service.approval]: key 'quorum' must be positive"),
     ('[service.approval]\napprovers = ["bob"]', "key 'approvers' has invalid identities"),
-    ('[service.approval]\napprovers = ["slack:U1"]\nquorum = 2', "quorum' exceeds"),
+    ('[service.approval]\napprovers = ["slack:U1"]\nquorum = 2', "quorum' (2) exceeds"),
     ('[service.approval]\nrequired = "yes"', "key 'required' has the wrong type"),
     ('[service.migration]\ncommand = []', "key 'command' must be a non-empty list"),
     ('[service.prune]\nkeep = 0', "key 'keep' must be positive"),
@@ -106,7 +106,7 @@ def test_not_toml_and_duplicate_names(tmp_path):
 
 def test_identities_map_people_across_channels(tmp_path):
     """[identities] tells Slipway that a Slack user and a GitHub login are one person."""
-    path = write(tmp_path)
+    path = write(tmp_path, '[service.approval]\napprovers = ["github:octocat"]')
     path.write_text(path.read_text() + '\n[identities]\n"github:octocat" = ["slack:U0OCTO"]\n')
     cfg = config.load(path)
     assert cfg.same_person("slack:U0OCTO") == {"github:octocat", "slack:U0OCTO"}
@@ -117,3 +117,41 @@ def test_copy_of_the_production_dir_still_loads(tmp_path):
     """Templates are found beside the config file wherever the folder is copied (packaging)."""
     shutil.copytree(CONFIG_DIR, tmp_path / "prod")
     assert config.load(tmp_path / "prod" / "services.toml").service("better-chatbot").template
+
+
+NOTIFY = '[service.notify]\ngithub_repository = "acme/web"\n'
+
+
+@pytest.mark.parametrize("extra,identities,message", [
+    ("", "", "required = true but key 'approvers' is empty"),  # L2: no section at all
+    ('[service.approval]\nrequired = true', "", "required = true but key 'approvers' is empty"),
+    ('[service.approval]\napprovers = ["*", "slack:U1"]', "", '"*" means anyone; list it alone'),
+    (f'[service.approval]\napprovers = ["slack:U1"]\nprevent_self_review = true\n{NOTIFY}', "",
+     "prevent_self_review needs to know who ['slack:U1'] are on GitHub"),  # H2
+    ('[service.approval]\napprovers = ["github:a"]\nprevent_self_review = true', "",
+     "prevent_self_review needs [service.notify] github_repository"),
+    ('[service.approval]\napprovers = ["slack:U1"]', '"github:a" = ["slack:U1"]\n'
+     '"github:b" = ["slack:U1"]', "'slack:U1' is listed under both 'github:a' and 'github:b'"),
+    ('[service.approval]\napprovers = ["slack:U1"]', '"github:a" = ["github:b"]\n'
+     '"github:b" = ["slack:U2"]', "'github:b' is listed under both"),  # L3: a key is an alias
+    ('[service.approval]\napprovers = ["slack:U1", "github:a"]\nquorum = 2',
+     '"github:a" = ["slack:U1"]', "quorum' (2) exceeds the 1 distinct people"),  # L3
+])
+def test_settings_slipway_could_not_enforce_fail_at_load(tmp_path, extra, identities, message):
+    """Unsafe combinations are refused naming the file and the service, before anything ships."""
+    path = write(tmp_path, extra)
+    if identities:
+        path.write_text(path.read_text() + f"\n[identities]\n{identities}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert message in err.value.message and str(path) in err.value.message
+
+
+def test_anyone_is_said_out_loud_and_mapped_slack_approvers_may_review(tmp_path):
+    """approvers = ["*"] loads; prevent_self_review loads once every Slack approver is mapped."""
+    assert config.load(write(tmp_path, '[service.approval]\napprovers = ["*"]')).service(
+        "web").approval.approvers == ("*",)
+    path = write(tmp_path, '[service.approval]\napprovers = ["slack:U1", "github:b"]\n'
+                           f'prevent_self_review = true\nquorum = 2\n{NOTIFY}')
+    path.write_text(path.read_text() + '\n[identities]\n"github:a" = ["slack:U1"]\n')
+    assert config.load(path).service("web").approval.prevent_self_review

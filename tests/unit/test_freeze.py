@@ -132,7 +132,8 @@ def load(tmp_path, body: str):
     from tests.unit.test_config import BASE
 
     path = tmp_path / "services.toml"
-    path.write_text(BASE.format(extra="") + FREEZE.format(body=body))
+    path.write_text(BASE.format(extra="[service.approval]\nrequired = false")
+                    + FREEZE.format(body=body))
     return config.load(path)
 
 

@@ -24,7 +24,8 @@ def test_build_reads_no_secret_and_puts_github_first(tmp_path, slack_server, git
     deps = world(write_config(tmp_path), slack_server, github_server)
     deps.secrets = lambda: pytest.fail("secret read at build time")
     assert [n.channel for n in notifiers.build(deps)] == ["github", "slack"]
-    bare = world(write_config(tmp_path, slack=False, github=False), slack_server, github_server)
+    bare = world(write_config(tmp_path, slack=False, github=False, prevent_self_review=False),
+                 slack_server, github_server)
     assert notifiers.build(bare) == []
 
 
@@ -38,7 +39,7 @@ def test_a_push_posts_the_request_dms_each_slack_approver_and_records_ids(env, s
     assert dep.notifications["slack"] == {"channel": message["channel"], "ts": message["ts"],
                                           "dms": ["slack:U0ALICE", "slack:U0BOB"]}
     assert dep.notifications["github"]["id"] == github_server.deployments()[0]["id"]
-    assert dep.notifications["author"] == "github:dave"
+    assert dep.notifications["authors"] == ["github:dave"]
     assert "token=" not in rendered(message)  # the channel message cannot approve anything
     review = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
               if e["action_id"] == "slipway_review"]
@@ -100,7 +101,7 @@ def test_wait_timer_refuses_early_approvals_with_a_clear_message(env):
 def test_commit_author_cannot_approve_under_any_of_their_identities(env, github_server):
     """prevent_self_review: GitHub names the author; [identities] maps them to their Slack id."""
     github_server.set_commit_author(REPO, SHA, "alice")
-    deps = env(identities={"github:alice": ["slack:U0ALICE"]})
+    deps = env(identities={"github:alice": ["slack:U0ALICE"], "github:bob": ["slack:U0BOB"]})
     dep = push(deps)
     with pytest.raises(Forbidden) as refused:
         approve(deps, dep, "slack:U0ALICE")
@@ -176,7 +177,7 @@ def test_expiry_through_the_reconciler_tells_everyone(env, slack_server, github_
 
 def test_twenty_concurrent_approvals_start_one_migration(env, slack_server):
     """Twenty threads approve at once: one decision wins, nineteen get 409, one task runs."""
-    deps = env(approvers=[f"slack:U0PERSON{i:02d}" for i in range(20)])
+    deps = env(approvers=[f"slack:U0PERSON{i:02d}" for i in range(20)], prevent_self_review=False)
     dep = push(deps)
     barrier, results = threading.Barrier(20), []
 
@@ -203,6 +204,7 @@ def test_twenty_concurrent_approvals_start_one_migration(env, slack_server):
 def test_a_rollback_is_announced_without_buttons_and_tracked_on_github(env, slack_server,
                                                                        github_server):
     """An operator rollback gets its own message, with no buttons, and its own GitHub deployment."""
+    github_server.set_commit_author(REPO, "1111111", "dave")
     deps = env()
     first = push(deps, tags=("1111111",))
     approve(deps, first)
@@ -223,7 +225,8 @@ def test_a_rollback_is_announced_without_buttons_and_tracked_on_github(env, slac
 
 def test_a_github_approver_gets_their_link_on_slack_through_identities(env, slack_server):
     """`github:carol` mapped to a Slack user gets a personal link there, issued to github:carol."""
-    deps = env(identities={"github:carol": ["slack:U0CAROL"]})
+    deps = env(identities={"github:carol": ["slack:U0CAROL"], "github:alice": ["slack:U0ALICE"],
+                           "github:bob": ["slack:U0BOB"]})
     dep = deps.load(push(deps).id)
     private = dms(slack_server)
     assert set(private) == {"U0ALICE", "U0BOB", "U0CAROL"}

@@ -56,7 +56,8 @@ def test_approval_policy_stranger_quorum_wait_and_self_review(world):
     world.config = dataclasses.replace(world.config, services=tuple(
         dataclasses.replace(s, approval=dataclasses.replace(
             policy, approvers=("slack:U0A", "slack:U0B", "github:octocat"), quorum=2,
-            wait_minutes=5)) if s.name == WEB else s for s in world.config.services))
+            wait_minutes=5)) if s.name == WEB else s for s in world.config.services),
+        identities={"github:a": frozenset({"slack:U0A"}), "github:b": frozenset({"slack:U0B"})})
     dep = push(world)
     with pytest.raises(Forbidden):
         decisions.decide(world, dep.id, identity="slack:U0STRANGER", via="slack",
@@ -69,9 +70,9 @@ def test_approval_policy_stranger_quorum_wait_and_self_review(world):
     assert "1 of 2" in first.message and "already approved" in again.message
     assert world.load(dep.id).state is State.PENDING_APPROVAL
     stored = world.load(dep.id)
-    stored.notifications["author"] = "github:octocat"
+    stored.notifications["authors"] = ["github:octocat"]
     world.ledger.save(stored)
-    with pytest.raises(Forbidden, match="you wrote this change"):
+    with pytest.raises(Forbidden, match="you wrote or committed part of this change"):
         decisions.decide(world, dep.id, identity="github:octocat", via="link", decision="approve")
     done = decisions.decide(world, dep.id, identity="slack:U0B", via="slack", decision="approve")
     assert done.deployment.state is State.APPROVED

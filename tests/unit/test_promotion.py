@@ -26,6 +26,8 @@ repository = "web"
 cluster = "staging"
 service = "web"
 container = "app"
+[service.approval]
+required = false
 {staging}
 
 [[service]]
@@ -34,6 +36,8 @@ repository = "web"
 cluster = "prod"
 service = "web"
 container = "app"
+[service.approval]
+approvers = ["*"]
 [service.promote]
 {promote}
 """

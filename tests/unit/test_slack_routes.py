@@ -13,7 +13,7 @@ from chalicelib.domain.model import State
 from chalicelib.entrypoints import slack_routes
 from devstack.standins.github_server import GitHubStandIn
 from devstack.standins.slack_server import SlackStandIn
-from tests.notify_kit import interaction, push, signed, world, write_config
+from tests.notify_kit import REPO, SHA, interaction, push, signed, world, write_config
 
 SIGNED_AT = 1_800_000_000
 
@@ -22,6 +22,7 @@ SIGNED_AT = 1_800_000_000
 def setup(tmp_path, monkeypatch):
     """An app whose clock says ``now[0]``, with deps on fakes and Slack/GitHub stand-ins."""
     with SlackStandIn(token="xoxb-t") as slack, GitHubStandIn(token="ghp_t") as github:
+        github.set_commit_author(REPO, SHA, "dave")  # who wrote the pushed commit
         monkeypatch.setenv("SLACK_API_URL", slack.url)
         monkeypatch.setenv("GITHUB_API_URL", github.url)
         monkeypatch.setenv("SLACK_RESPONSE_URLS", slack.response_url)
