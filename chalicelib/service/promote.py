@@ -112,9 +112,8 @@ def _plan(deps: Deps, svc: ServiceConfig, source: Deployment) -> Deployment:
     dep.version = dep.version or source.version
     dep.commit = dep.commit or source.commit
     dep.promoted_from = promotion.origin(source)
-    author = source.notifications.get("author")
-    if author:  # who wrote it is known from the source (prevent_self_review)
-        dep.notifications["author"] = author
+    # Who wrote it (prevent_self_review) is asked of GitHub for this service's own range: the
+    # commits since *its* last success, which may be more than the source's.
     dep.timeline = []
     dep.log(promotion.summary(dep) + ("; waiting for approval" if svc.approval.required else ""),
             deps.clock())
