@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from chalicelib.adapters import slack_message
 from chalicelib.domain.model import Deployment, State
+from chalicelib.domain.redact import scrub
 from chalicelib.service.deps import Deps
 from chalicelib.service.notify import (clear_pending, is_pending, mark_pending, needs_resync,
                                        remember)
@@ -192,6 +193,7 @@ class SlackNotifier:
         if "BREAK_GLASS" in wanted:  # announced even when told late (the deployment moved on)
             note = next((t["note"] for t in reversed(dep.timeline)
                          if t["note"].startswith("BREAK GLASS")), note)
+        note = scrub(note)  # notes quote commands: secrets stay ***
         migration = dep.migration or {}
         failed = dep.state is State.FAILED and (dep.reason or "").startswith("migration")
         if ("log_tail" in migration or "log_note" in migration) and (

@@ -26,6 +26,9 @@ _SECRET_PLACES = re.compile(
     r"container\[[^\]]*\]\.(environment|secrets|repositoryCredentials|dockerLabels|"
     r"logConfiguration\.(options|secretOptions)|firelensConfiguration\.options)(\.|$)|"
     r"(^|\.)(driverOpts|secretOptions)(\.|$)")
+#: Keys whose whole content is secret wherever they appear (volume and log driver options, …).
+_WHOLE = re.compile(r"^(driverOpts|secretOptions|dockerLabels|repositoryCredentials|secrets|"
+                    r"environment|options)$")
 _FLAG = re.compile(rf"(?i)^(--?[\w.-]*{_WORD}[\w.-]*)$")
 _FLAG_EQ = re.compile(rf"(?i)(--?[\w.-]*{_WORD}[\w.-]*=)(\S+)")
 _FLAG_SPACE = re.compile(rf"(?i)((?:^|\s)--?[\w.-]*{_WORD}[\w.-]*\s+)([^\s-]\S*)")
@@ -87,6 +90,16 @@ def scrub_value(value: Any) -> Any:
         return scrub_args(value) if all(isinstance(v, str) for v in value) else \
             [scrub_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v is not None
+        if isinstance(value.get("name"), str) and _SECRET_KEY.search(value["name"]):
+            # {"name": "AuthToken", "value": …}: environment-like pairs anywhere
+            return {k: REDACTED if k in ("value", "valueFrom") and v is not None
+                    else scrub_value(v) for k, v in value.items()}
+        return {k: _whole(v) if isinstance(k, str) and (_SECRET_KEY.search(k) or
+                                                        _WHOLE.match(k)) and v is not None
                 else scrub_value(v) for k, v in value.items()}
     return value
+
+
+def _whole(value: Any) -> Any:
+    """Everything under a secret key hidden; a table keeps its keys (which option changed)."""
+    return {k: REDACTED for k in value} if isinstance(value, dict) else REDACTED

@@ -1,5 +1,6 @@
 """Task-definition edits: pin the new image by digest, drop what RegisterTaskDefinition refuses,
-and describe the change as data (with environment and secret values redacted) for Slack and the API.
+and describe the change as data for Slack, the pages and the API, secrets redacted by meaning
+(``chalicelib.domain.redact``: by where they sit and by what they look like).
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 from typing import Any
 
+from chalicelib.domain import redact
 from chalicelib.errors import ConfigError
 
 #: Keys RegisterTaskDefinition accepts; everything else DescribeTaskDefinition returns is read-only
@@ -22,7 +24,7 @@ READ_ONLY_KEYS = frozenset({
     "taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
     "registeredAt", "registeredBy", "deregisteredAt", "deleteRequestedAt",
 })
-REDACTED = "***"
+REDACTED = redact.REDACTED
 
 
 def validate_template(body: Any, container: str) -> None:
@@ -72,17 +74,6 @@ def _normalise(body: dict) -> dict:
     return out
 
 
-#: Where a task definition carries values people must not see: env values, secret references,
-#: log-driver options (API keys of firelens/datadog), registry credentials, docker labels.
-_SECRET_PATH = re.compile(
-    r"container\[[^\]]*\]\.(environment|secrets|repositoryCredentials|dockerLabels|"
-    r"logConfiguration\.(options|secretOptions)|firelensConfiguration\.options)(\.|$)")
-
-
-def _secret_path(path: str) -> bool:
-    return _SECRET_PATH.match(path) is not None
-
-
 def _diff_value(path: str, old: Any, new: Any, out: list[dict]) -> None:
     if isinstance(old, dict) and isinstance(new, dict) or \
             isinstance(old, dict) and new is None or old is None and isinstance(new, dict):
@@ -91,7 +82,7 @@ def _diff_value(path: str, old: Any, new: Any, out: list[dict]) -> None:
             sub = f"{path}.{key}" if path else str(key)
             _diff_value(sub, old.get(key), new.get(key), out)
     elif old != new and not (_unset(path, old) and _unset(path, new)):
-        show = _redacted if _secret_path(path) else _show
+        show = _redacted if redact.secret_path(path) else _show
         out.append({"path": path, "old": show(old), "new": show(new)})
 
 
@@ -106,9 +97,11 @@ def _redacted(value: Any) -> str | None:
 
 
 def _show(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
+    """The value as people see it: secret-looking parts (flags, headers, URL passwords) ***."""
+    if value is None:
+        return None
+    value = redact.scrub_value(value)
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 #: Text that names a secret and gives its value (``DB_PASSWORD=…``, ``"api_key": "…"``), credentials
@@ -131,7 +124,7 @@ def redact_text(text: str, body: dict | None = None) -> str:
         text = text.replace(value, REDACTED)
     for pattern, replacement in _SECRET_TEXT:
         text = pattern.sub(replacement, text)
-    return text
+    return redact.scrub(text)
 
 
 def _secret_values(body: dict) -> set[str]:
@@ -145,9 +138,10 @@ def _secret_values(body: dict) -> set[str]:
         elif isinstance(value, list):
             for index, sub in enumerate(value):
                 walk(f"{path}.{index}", sub)
-        elif isinstance(value, str) and len(value) >= 4 and _secret_path(path):
+        elif isinstance(value, str) and len(value) >= 4 and redact.secret_path(path):
             out.add(value)
 
     for path, entry in _normalise(body).items():
         walk(path, entry)
     return out
+

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from chalicelib.config import ServiceConfig
-from chalicelib.domain import approval
+from chalicelib.domain import approval, redact
 from chalicelib.domain.model import Deployment, State
 
 CONTRACT_KEYS = (
@@ -16,6 +16,10 @@ CONTRACT_KEYS = (
 def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
     out = {k: getattr(dep, k) for k in CONTRACT_KEYS}
     out["state"] = dep.state.value
+    # Notes and reasons quote commands (the migration's): secret-looking parts are *** (M2).
+    out["timeline"] = [{**t, "note": redact.scrub(str(t.get("note") or ""))}
+                       for t in dep.timeline]
+    out["reason"] = redact.scrub(dep.reason) if dep.reason else dep.reason
     if out["migration"]:
         out["migration"] = {k: dep.migration.get(k) for k in ("task_arn", "exit_code", "stop_code",
                                                                "reason", "log_note")}
@@ -29,7 +33,7 @@ def deployment_json(dep: Deployment, svc: ServiceConfig | None = None) -> dict:
     )
     if svc is not None:
         out.update(
-            migration_command=list(svc.migration.command) if svc.migration and
+            migration_command=redact.scrub_args(list(svc.migration.command)) if svc.migration and
             dep.kind != "rollback" else None,
             approvers=list(svc.approval.approvers), quorum=svc.approval.quorum,
             approval_hold=approval.authors_hold(dep, svc.approval)

@@ -116,3 +116,25 @@ def test_what_is_not_secret_stays_readable():
 def test_scrub_leaves_the_command_shape():
     assert redact.scrub_args(["app", "--password", "x", "--port", "1"]) == \
         ["app", "--password", "***", "--port", "1"]
+
+
+def test_the_migration_command_and_notes_quoting_it_are_scrubbed_in_the_view():
+    """The migration command (Slack, pages, API) and timeline notes that quote it hide secrets."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from chalicelib import config
+    from chalicelib.domain.model import Deployment, State
+    from chalicelib.service.views import deployment_json
+    from tests.conftest import CONFIG_DIR
+
+    svc = config.load(CONFIG_DIR / "services.toml").service("better-chatbot")
+    svc = dataclasses.replace(svc, migration=dataclasses.replace(
+        svc.migration, command=("migrate", "--db-password", S1, f"--url=postgres://u:{S2}@db")))
+    dep = Deployment(id="d-20261128T000000-00000000", service=svc.name, kind="deploy",
+                     state=State.PENDING_APPROVAL, created_at="2026-11-28T00:00:00Z")
+    dep.log(f"migration task t1 started: migrate --db-password {S1}",
+            datetime(2026, 11, 28, tzinfo=timezone.utc))
+    shown = json.dumps(deployment_json(dep, svc))
+    assert S1 not in shown and S2 not in shown
+    assert "--db-password" in shown and "postgres://u:***@db" in shown
