@@ -1,7 +1,9 @@
-"""Slack adapter: post, update and thread deployment messages over Slack's Web API.
+"""Slack adapter: post, update and thread deployment messages through slack_sdk.
 
-Five calls do not justify a client library on every cold start (slack_sdk costs ~120 ms to
-import, asyncio included): plain HTTPS JSON with the ``urllib3`` that botocore already ships.
+slack_sdk (the charter's library for Slack) is imported inside the methods that talk to Slack,
+never at module import: it costs ~130 ms (its ``WebClient`` pulls in asyncio), which a handler
+that never posts to Slack (an ECR push for a service without a channel, a stopped task, the
+reads) must not pay on its cold start.
 
 Every failure (Slack's ``ok: false``, an HTTP error, a refused connection, a
 timeout) becomes one ``NotificationError``. Calls time out quickly and are not
@@ -14,11 +16,9 @@ comes inside a request, and a signed request is still no reason to POST anywhere
 """
 from __future__ import annotations
 
-import json
+from http.client import HTTPException
 from typing import Any, Sequence
 from urllib.parse import urlsplit
-
-import urllib3
 
 from chalicelib.adapters.errors import NotificationError
 
@@ -27,16 +27,13 @@ DEFAULT_TIMEOUT = 3
 #: Where Slack's response_urls live (commercial and GovSlack).
 RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
-# What can go wrong on the way: refused connections, timeouts, broken answers.
-_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What can go wrong under slack_sdk's urllib transport: URLError, socket timeouts and
+    refused connections are OSErrors; a truncated answer is an HTTPException."""
+    from slack_sdk.errors import SlackClientError
 
-class _Refused(Exception):
-    """Slack answered, but not ``ok`` (its error code, the HTTP status)."""
-
-    def __init__(self, error: str, status: int | None):
-        super().__init__(error)
-        self.error, self.status = error, status
+    return (SlackClientError, OSError, HTTPException)
 
 
 class SlackClient:
@@ -44,37 +41,60 @@ class SlackClient:
 
     def __init__(self, token: str, base_url: str = DEFAULT_API_URL, timeout: float = DEFAULT_TIMEOUT,
                  response_urls: Sequence[str] = ()):
-        # Method names are joined onto base_url: without the trailing slash the last path
-        # segment (".../api") would be dropped.
+        # slack_sdk joins method names onto base_url: without the trailing slash
+        # the last path segment (".../api") would be dropped.
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._token = token
         self._timeout = timeout
         self._response_urls = tuple(response_urls)
-        self._http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
+        self._web = None  # slack_sdk's WebClient, built (and imported) on the first call
 
     def __repr__(self) -> str:
         return f"SlackClient(base_url={self._base_url!r})"
 
+    @property
+    def _client(self):
+        if self._web is None:
+            from slack_sdk.web import WebClient
+
+            self._web = WebClient(token=self._token, base_url=self._base_url,
+                                  timeout=self._timeout, retry_handlers=[])
+        return self._web
+
     def post_message(self, channel: str, text: str, blocks: Sequence[dict] | None) -> tuple[str, str]:
         """Post a message; return (channel id, ts), the key ``chat.update`` needs."""
-        data = self._call("chat.postMessage", {
-            "channel": channel, "text": text, "blocks": _blocks(blocks),
-            "unfurl_links": False, "unfurl_media": False})
+        data = self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=channel, text=text, blocks=_blocks(blocks),
+                unfurl_links=False, unfurl_media=False,
+            ),
+        )
         return str(data.get("channel") or channel), str(data["ts"])
 
     def update_message(self, channel: str, ts: str, text: str, blocks: Sequence[dict] | None) -> None:
         """Replace the text and blocks of a message this bot posted."""
-        self._call("chat.update", {"channel": channel, "ts": ts, "text": text,
-                                   "blocks": _blocks(blocks)})
+        self._call(
+            "chat.update",
+            lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=_blocks(blocks)),
+        )
 
     def post_thread(self, channel: str, thread_ts: str, text: str) -> None:
         """Reply in the thread under a message (details: migration or rollout reasons)."""
-        self._call("chat.postMessage", {"channel": channel, "thread_ts": thread_ts, "text": text,
-                                        "unfurl_links": False, "unfurl_media": False})
+        self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=text,
+                unfurl_links=False, unfurl_media=False,
+            ),
+        )
 
     def post_ephemeral(self, channel: str, user: str, text: str) -> None:
         """Show a message only to one user (e.g. "you may not approve this")."""
-        self._call("chat.postEphemeral", {"channel": channel, "user": user, "text": text})
+        self._call(
+            "chat.postEphemeral",
+            lambda: self._client.chat_postEphemeral(channel=channel, user=user, text=text),
+        )
 
     def may_respond(self, response_url: Any) -> bool:
         """Would ``respond`` POST to this URL?"""
@@ -84,42 +104,38 @@ class SlackClient:
         """Answer an interaction through its ``response_url`` (needs no token); only Slack's."""
         if not self.may_respond(response_url):
             raise NotificationError("slack response_url refused: not an https URL on Slack's hosts")
-        body = {"text": text, "replace_original": replace_original}
-        if not replace_original:
-            body["response_type"] = "ephemeral"
+        from slack_sdk.webhook import WebhookClient
+
+        hook = WebhookClient(url=response_url, timeout=self._timeout, retry_handlers=[])
         try:
-            resp = self._post(response_url, body, {})
-        except _TRANSPORT_ERRORS as exc:
+            resp = hook.send(
+                text=text,
+                replace_original=replace_original,
+                response_type=None if replace_original else "ephemeral",
+            )
+        except _transport_errors() as exc:
             raise NotificationError(self._scrub(f"slack response_url failed: {_describe(exc)}")) from exc
-        if resp.status != 200:
+        if resp.status_code != 200:
             raise NotificationError(
-                self._scrub(f"slack response_url failed: HTTP {resp.status} "
-                            f"{resp.data[:200].decode('utf-8', 'replace')}"),
-                status=resp.status,
+                self._scrub(f"slack response_url failed: HTTP {resp.status_code} {str(resp.body)[:200]}"),
+                status=resp.status_code,
             )
 
-    def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, method: str, send) -> dict[str, Any]:
         """Run one Web API call and translate every failure into NotificationError."""
-        try:
-            resp = self._post(self._base_url + method,
-                              {k: v for k, v in params.items() if v is not None},
-                              {"Authorization": f"Bearer {self._token}"})
-            data = _json(resp.data)
-            if resp.status != 200 or not data.get("ok"):
-                raise _Refused(str(data.get("error") or "unknown_error")[:200], resp.status)
-        except _Refused as exc:
-            raise NotificationError(
-                self._scrub(f"slack {method} failed: {exc.error} (HTTP {exc.status})"),
-                status=exc.status, error=exc.error,
-            ) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise NotificationError(self._scrub(f"slack {method} failed: {_describe(exc)}")) from exc
-        return data
+        from slack_sdk.errors import SlackApiError
 
-    def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]):
-        return self._http.request(
-            "POST", url, body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json; charset=utf-8", **headers})
+        try:
+            response = send()
+        except SlackApiError as exc:
+            status = getattr(exc.response, "status_code", None)
+            error = _api_error(exc)
+            raise NotificationError(
+                self._scrub(f"slack {method} failed: {error} (HTTP {status})"), status=status, error=error
+            ) from exc
+        except _transport_errors() as exc:
+            raise NotificationError(self._scrub(f"slack {method} failed: {_describe(exc)}")) from exc
+        return dict(response.data) if isinstance(response.data, dict) else {}
 
     def _scrub(self, message: str) -> str:
         """Belt and braces: never let the token reach a message or a log line."""
@@ -148,16 +164,16 @@ def response_url_allowed(url: Any, extra: Sequence[str] = ()) -> bool:
 
 
 def _blocks(blocks: Sequence[dict] | None) -> list[dict] | None:
-    """A list, or None to send text only."""
+    """slack_sdk wants a list (or None to send text only)."""
     return list(blocks) if blocks else None
 
 
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+def _api_error(exc) -> str:
+    """Slack's short error code (``invalid_auth``, ``channel_not_found``…) of a SlackApiError."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])[:200]
+    return "unknown_error"
 
 
 def _describe(exc: BaseException) -> str:

@@ -123,3 +123,27 @@ def test_approve_during_a_freeze_points_to_the_personal_link(setup):
     assert "frozen by freeze #1 (release freeze) until 2100-01-01 00:00 UTC" in said
     assert "personal approval link" in said and "break-glass reason" in said
     assert deps.load(dep.id).state is State.PENDING_APPROVAL
+
+
+@pytest.mark.parametrize("timestamp, signature", [
+    ("9" * 309, None),              # overflows a float: must not become a 500
+    ("9" * 5000, None),             # past int()'s digit limit
+    ("١٨٠٠٠٠٠٠٠٠", None),           # Arabic-Indic digits: int() takes them, Slack never sends them
+    (" 1800000000", None),
+    (str(SIGNED_AT), "v0=" + "é" * 64),
+    (str(SIGNED_AT), "v0=" + "a" * 100_000),
+    (str(SIGNED_AT), ""),
+])
+def test_hostile_signature_headers_get_401_and_change_nothing(setup, timestamp, signature):
+    """Headers no Slack request carries are refused with 401 before any verifying, never a 500."""
+    client, deps, slack, _ = setup
+    dep = push(deps)
+    body = interaction(dep.id, "U0ALICE", response_url=slack.response_url)
+    headers = signed(deps.secrets()["slack_signing_secret"], body, SIGNED_AT)
+    headers = {k: v for k, v in headers.items() if k.lower() != "x-slack-request-timestamp"}
+    headers["X-Slack-Request-Timestamp"] = timestamp
+    if signature is not None:
+        headers = {k: v for k, v in headers.items() if k.lower() != "x-slack-signature"}
+        headers["X-Slack-Signature"] = signature
+    assert client.http.post("/slack/interactions", headers=headers, body=body).status_code == 401
+    assert deps.load(dep.id).state is State.PENDING_APPROVAL

@@ -3,6 +3,8 @@ import each other at import time (a cycle makes import order matter and slows co
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,3 +64,12 @@ def test_notifier_adapters_and_their_registry_do_not_import_each_other():
     registry = "chalicelib.adapters.notifiers"
     for name in ("chalicelib.adapters.slack_notifier", "chalicelib.adapters.github_notifier"):
         assert registry not in _imports(MODULES[name], top_level_only=False)
+
+
+def test_importing_the_app_does_not_import_slack_sdk():
+    """slack_sdk (~130 ms) is imported only by the code that talks to Slack, so the cold start of
+    a handler that never does (an ECR push without a Slack channel, a stopped task) skips it."""
+    probe = "import sys, app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'slack_sdk'))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
