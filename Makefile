@@ -36,15 +36,17 @@ local: venv
 bench: venv
 	$(PY) -m bench
 
-# Chalice only packages app.py, chalicelib/ and vendor/: copy the stage's config in first.
+# Chalice only packages app.py, chalicelib/ and vendor/: check the stage's config, copy it in, let
+# Chalice write its SAM template, then deploy/template.py adds the per-function roles, tables,
+# queue, alarms, dashboard and log groups (see docs/deploying.md).
 package: venv
-	rm -rf chalicelib/ecs/$(STAGE)
+	$(PY) -m deploy.check $(CONFIG_DIR)
+	rm -rf chalicelib/ecs/$(STAGE) build/package
 	mkdir -p chalicelib/ecs
 	cp -R $(CONFIG_DIR) chalicelib/ecs/$(STAGE)
-	mkdir -p build
-	$(PY) deploy/resources.py $(STAGE) > build/resources.json
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SLIPWAY_WORK_QUEUE=slipway-$(STAGE)-work $(VENV)/bin/chalice package --stage $(STAGE) \
-		--merge-template build/resources.json build/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SLIPWAY_WORK_QUEUE=slipway-$(STAGE)-work \
+		$(VENV)/bin/chalice package --stage $(STAGE) build/package
+	$(PY) -m deploy.template $(STAGE) $(CONFIG_DIR) build/package/sam.json
 	$(PY) deploy/precompile.py build/package/deployment.zip
 
 clean:

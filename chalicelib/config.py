@@ -7,6 +7,7 @@
     task_definition = "task-definition.json"   # optional template beside this file
     deploy_tags = '^[0-9a-f]{7}$'      # optional regex (full match); `latest` never deploys
     rollout_timeout_minutes = 60       # optional: a rollout ECS never settles is FAILED after this
+    task_roles = ["arn:aws:iam::…:role/…"]  # without task_definition: the roles its revisions carry
     [service.migration]  command = ["pnpm", "db:migrate"]; timeout_minutes = 30
     [service.approval]   required, approvers, quorum, wait_minutes, expires_hours, prevent_self_review
     [service.notify]     slack_channel, github_repository, github_environment
@@ -88,6 +89,7 @@ class ServiceConfig:
     verify: Verify | None = None
     rollout_timeout_minutes: float = 60
     promote: config_ops.Promote | None = None  # deployed only by promotion (and rollback)
+    task_roles: tuple[str, ...] = ()  # roles a cloned task definition carries (IAM PassRole)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,9 @@ _SECTIONS: dict[str, tuple[type, dict[str, Any]]] = {
     "verify": (Verify, {"bake_minutes": (int, float), "alarms": list}),
 }
 _TOP = {"name": str, "repository": str, "cluster": str, "service": str, "container": str,
-        "task_definition": str, "deploy_tags": str, "rollout_timeout_minutes": (int, float)}
+        "task_definition": str, "deploy_tags": str, "rollout_timeout_minutes": (int, float),
+        "task_roles": list}
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _REQUIRED = ("name", "repository", "cluster", "service", "container")
 
 
@@ -171,6 +175,11 @@ def _service(path: Path, index: int, entry: Any) -> ServiceConfig:
     if "rollout_timeout_minutes" in top:
         _positive(label, top, "rollout_timeout_minutes")
         values["rollout_timeout_minutes"] = top["rollout_timeout_minutes"]
+    if "task_roles" in top:
+        bad = [r for r in top["task_roles"] if not isinstance(r, str) or not _ROLE_ARN.fullmatch(r)]
+        if bad or not top["task_roles"]:
+            raise ConfigError(f"{label}: key 'task_roles' must list IAM role ARNs")
+        values["task_roles"] = tuple(top["task_roles"])
     if "task_definition" in top:
         values["task_definition"] = top["task_definition"]
         values["template"] = _template(label, path.parent / top["task_definition"], top["container"])

@@ -1,38 +1,76 @@
-"""Print the CloudFormation resources Slipway needs beside what `chalice package` generates:
-the ledger and idempotency tables (from chalicelib.adapters.tables, the one definition), the SQS
-work queue with a dead-letter queue, and each function's SLIPWAY_QUEUE_URL. Used by `make package`
-as `chalice package --merge-template`. Never shipped to Lambda.
-
-    python deploy/resources.py STAGE > build/resources.json
+"""The stack's own resources beside the functions: the ledger and idempotency tables (from
+chalicelib.adapters.tables, the one definition), the work queue and its dead-letter queue, the
+parameters (custom domain, tracing) and the outputs `make deploy` prints. Never shipped to Lambda.
 """
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chalicelib.adapters.tables import cloudformation_resources
+from deploy.iam import Names
 
-from chalicelib.adapters.tables import cloudformation_resources  # noqa: E402
+API_URL = {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
+# Approval links and Slack's Request URL: the custom domain when one is given, else the API's own.
+PUBLIC_URL = {"Fn::If": ["HasDomain", {"Fn::Sub": "https://${DomainName}"}, API_URL]}
 
-FUNCTIONS = ("APIHandler", "OnImagePushed", "OnTaskStateChange", "OnDeploymentStateChange",
-             "Reconcile", "Work")
+PARAMETERS: dict[str, Any] = {
+    "DomainName": {"Type": "String", "Default": "", "Description":
+                   "Optional custom domain for the API (links and Slack's Request URL use it); "
+                   "empty: the API's execute-api URL"},
+    "CertificateArn": {"Type": "String", "Default": "", "Description":
+                       "ACM certificate (same region) for DomainName; needed with DomainName"},
+    "Tracing": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"],
+                "Description": "X-Ray active tracing of the functions (Lambda's segments only; "
+                               "see docs/deploying.md)"},
+}
+CONDITIONS: dict[str, Any] = {
+    "HasDomain": {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]},
+    "Tracing": {"Fn::Equals": [{"Ref": "Tracing"}, "true"]},
+}
 
 
-def template(stage: str) -> dict:
-    resources = cloudformation_resources(f"slipway-{stage}", f"slipway-idempotency-{stage}")
-    resources["WorkDeadLetterQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
-        "QueueName": f"slipway-{stage}-work-dlq", "MessageRetentionPeriod": 1_209_600}}
-    resources["WorkQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
-        "QueueName": f"slipway-{stage}-work",
-        "VisibilityTimeout": 120,  # > the worker's 60 s timeout: no two workers on one message
+def stage_resources(names: Names, work_timeout: int) -> dict[str, Any]:
+    res = cloudformation_resources(names.table, names.idempotency_table)
+    # The ledger is the audit history: deleting or replacing the stack must not delete it.
+    res["LedgerTable"]["DeletionPolicy"] = "Retain"
+    res["LedgerTable"]["UpdateReplacePolicy"] = "Retain"
+    res["IdempotencyTable"]["DeletionPolicy"] = "Delete"  # one day of event ids, nothing more
+    res["IdempotencyTable"]["UpdateReplacePolicy"] = "Delete"
+    res["WorkDeadLetterQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
+        "QueueName": f"{names.queue}-dlq", "MessageRetentionPeriod": 1_209_600,
+        "SqsManagedSseEnabled": True}}
+    res["WorkQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
+        "QueueName": names.queue,
+        # AWS advises ≥ 6× the function timeout for an SQS trigger (retries of a throttled batch)
+        "VisibilityTimeout": 6 * work_timeout,
+        "SqsManagedSseEnabled": True,
         "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]},
                           "maxReceiveCount": 5}}}
-    for name in FUNCTIONS:
-        resources[name] = {"Properties": {"Environment": {"Variables": {
-            "SLIPWAY_QUEUE_URL": {"Ref": "WorkQueue"}}}}}
-    return {"Resources": resources}
+    res["ApiDomain"] = {"Type": "AWS::ApiGateway::DomainName", "Condition": "HasDomain",
+                        "Properties": {"DomainName": {"Ref": "DomainName"},
+                                       "RegionalCertificateArn": {"Ref": "CertificateArn"},
+                                       "EndpointConfiguration": {"Types": ["REGIONAL"]},
+                                       "SecurityPolicy": "TLS_1_2"}}
+    res["ApiDomainMapping"] = {"Type": "AWS::ApiGateway::BasePathMapping", "Condition": "HasDomain",
+                               "Properties": {"DomainName": {"Ref": "ApiDomain"},
+                                              "RestApiId": {"Ref": "RestAPI"},
+                                              "Stage": {"Ref": "RestAPI.Stage"}}}
+    return res
 
 
-if __name__ == "__main__":
-    print(json.dumps(template(sys.argv[1] if len(sys.argv) > 1 else "prod"), indent=2))
+def outputs(app_name: str, stage: str) -> dict[str, Any]:
+    return {
+        "ApiUrl": {"Description": "The REST API (execute-api)", "Value": API_URL},
+        "PublicUrl": {"Description": "Base of approval links (SLIPWAY_PUBLIC_URL)",
+                      "Value": PUBLIC_URL},
+        "SlackRequestUrl": {"Description": "Slack app: Interactivity & Shortcuts → Request URL",
+                            "Value": {"Fn::Join": ["", [PUBLIC_URL, "/slack/interactions"]]}},
+        "DomainTarget": {"Description": "Point DomainName's DNS (CNAME/alias) here",
+                         "Condition": "HasDomain",
+                         "Value": {"Fn::GetAtt": ["ApiDomain", "RegionalDomainName"]}},
+        "LedgerTable": {"Value": {"Ref": "LedgerTable"}},
+        "WorkQueueUrl": {"Value": {"Ref": "WorkQueue"}},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "WorkDeadLetterQueue"}},
+        "Dashboard": {"Value": {"Fn::Sub": "https://${AWS::Region}.console.${AWS::URLSuffix}/"
+                                           "cloudwatch/home#dashboards:name=" + f"{app_name}-{stage}"}},
+    }

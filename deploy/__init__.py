@@ -1,0 +1,1 @@
+"""Deploy tooling for Slipway itself (`make package`, `make deploy`): never shipped to Lambda."""
