@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 STAGE ?= prod
 CONFIG_DIR ?= ecs/production
 
-.PHONY: venv test demo local bench package clean
+.PHONY: venv test demo local bench package deploy clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,15 @@ package: venv
 		$(VENV)/bin/chalice package --stage $(STAGE) build/package
 	$(PY) -m deploy.template $(STAGE) $(CONFIG_DIR) build/package/sam.json
 	$(PY) deploy/precompile.py build/package/deployment.zip
+
+# Needs AWS credentials: uploads build/package/ to BUCKET (default slipway-artifacts-<account>-
+# <region>, created if missing) and creates or updates the stack slipway-$(STAGE). Stack parameters
+# as PARAMS="Tracing=true AlarmTopicArn=arn:…" (docs/deploying.md).
+BUCKET ?=
+PARAMS ?=
+DEPLOY_ARGS ?=
+deploy: venv
+	$(PY) -m deploy.deploy --stage $(STAGE) $(if $(BUCKET),--bucket $(BUCKET)) $(DEPLOY_ARGS) $(PARAMS)
 
 clean:
 	rm -rf build chalicelib/ecs test-artifacts .pytest_cache

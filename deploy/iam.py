@@ -52,7 +52,10 @@ ACTIONS: dict[str, set[str]] = {
     "work": _READ | _SAVE | _DEPLOY,
     "reconcile": _READ | _QUERY | _SAVE | _DEPLOY | _PRUNE | {"ecs:DescribeTasks", "sqs:SendMessage"},
 }
-# Not calls of our code, but made with the function's role by Lambda itself.
+ASYNC = {"on_image_pushed", "on_task_state_change", "on_deployment_state_change",
+         "on_alarm_state_change", "reconcile"}  # invoked by EventBridge: failures go to a queue
+# Not calls of our code, but made with the function's role by Lambda itself (statement ids below).
+PLATFORM_SIDS = {"Logs", "QueueTrigger", "FailedEvents", "Tracing"}
 LAMBDA_LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 SQS_POLLER = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")  # the trigger
 XRAY = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")  # only when tracing is on
@@ -68,6 +71,7 @@ class Names:
     idempotency_table: str
     queue: str
     secret_id: str
+    failed_events: str = ""  # the queue of events EventBridge or Lambda could not deliver
 
 
 def function_name(app_name: str, stage: str, function: str) -> str:
@@ -160,6 +164,9 @@ def policy(function: str, cfg: Config, names: Names, lambda_name: str) -> dict:
         if condition:
             statement["Condition"] = condition
         statements.append(statement)
+    if function in ASYNC and names.failed_events:  # Lambda's on-failure destination
+        statements.append({"Sid": "FailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                           "Resource": [_arn("sqs", names.failed_events)]})
     if function == "work":
         statements.append({"Sid": "QueueTrigger", "Effect": "Allow", "Action": list(SQS_POLLER),
                            "Resource": [_arn("sqs", names.queue)]})

@@ -66,12 +66,15 @@ def _rules(functions: dict[str, str]) -> list[str]:
 
 def alarms(app_name: str, stage: str, functions: dict[str, str], iam: Any) -> dict[str, Any]:
     prefix = f"{app_name}-{stage}"
+    depth = [_metric(f"q{i}", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                     {"QueueName": {"Fn::GetAtt": [q, "QueueName"]}}, stat="Maximum")
+             for i, q in enumerate(("WorkDeadLetterQueue", "FailedEventsQueue"))]
     out: dict[str, Any] = {"DeadLetterAlarm": _alarm(
-        f"{prefix}-dead-letters", "Work the queue gave up on (5 failed receives): see "
-        "docs/operating.md#dead-letters", Namespace="AWS/SQS",
-        MetricName="ApproximateNumberOfMessagesVisible", Statistic="Maximum", Period=300,
-        Dimensions=[{"Name": "QueueName", "Value": {"Fn::GetAtt": ["WorkDeadLetterQueue",
-                                                                     "QueueName"]}}])}
+        f"{prefix}-dead-letters", "Work the queue gave up on (5 failed receives), or an event "
+        "EventBridge could not deliver or a function failed 3 times on: see "
+        "docs/operating.md#dead-letters",
+        Metrics=[*depth, {"Id": "letters", "Label": "dead letters", "Expression": "q0+q1",
+                          "ReturnData": True}])}
     for logical, fn in functions.items():
         out[f"{logical}ErrorsAlarm"] = _alarm(
             f"{prefix}-errors-{fn}", f"{fn} raised (Lambda Errors): see "

@@ -36,9 +36,8 @@ def stage_resources(names: Names, work_timeout: int) -> dict[str, Any]:
     res["LedgerTable"]["UpdateReplacePolicy"] = "Retain"
     res["IdempotencyTable"]["DeletionPolicy"] = "Delete"  # one day of event ids, nothing more
     res["IdempotencyTable"]["UpdateReplacePolicy"] = "Delete"
-    res["WorkDeadLetterQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
-        "QueueName": f"{names.queue}-dlq", "MessageRetentionPeriod": 1_209_600,
-        "SqsManagedSseEnabled": True}}
+    res["WorkDeadLetterQueue"] = _dead_letters(f"{names.queue}-dlq")
+    res["FailedEventsQueue"] = _dead_letters(names.failed_events)
     res["WorkQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
         "QueueName": names.queue,
         # AWS advises ≥ 6× the function timeout for an SQS trigger (retries of a throttled batch)
@@ -58,6 +57,26 @@ def stage_resources(names: Names, work_timeout: int) -> dict[str, Any]:
     return res
 
 
+def _dead_letters(name: str) -> dict[str, Any]:
+    """Kept 14 days; read by hand (docs/operating.md), so no redrive of its own."""
+    return {"Type": "AWS::SQS::Queue",
+            "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["ES6000"]}}},
+            "Properties": {"QueueName": name, "MessageRetentionPeriod": 1_209_600,
+                           "SqsManagedSseEnabled": True}}
+
+
+def failed_events_policy(rules: list[str]) -> dict[str, Any]:
+    """EventBridge may put the events it could not deliver into the failed-events queue, for
+    Slipway's own rules only."""
+    return {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+        "Queues": [{"Ref": "FailedEventsQueue"}],
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]},
+            "Condition": {"ArnEquals": {"aws:SourceArn": [
+                {"Fn::GetAtt": [rule, "Arn"]} for rule in rules]}}}]}}}
+
+
 def outputs(app_name: str, stage: str) -> dict[str, Any]:
     return {
         "ApiUrl": {"Description": "The REST API (execute-api)", "Value": API_URL},
@@ -71,6 +90,7 @@ def outputs(app_name: str, stage: str) -> dict[str, Any]:
         "LedgerTable": {"Value": {"Ref": "LedgerTable"}},
         "WorkQueueUrl": {"Value": {"Ref": "WorkQueue"}},
         "DeadLetterQueueUrl": {"Value": {"Ref": "WorkDeadLetterQueue"}},
+        "FailedEventsQueueUrl": {"Value": {"Ref": "FailedEventsQueue"}},
         "Dashboard": {"Value": {"Fn::Sub": "https://${AWS::Region}.console.${AWS::URLSuffix}/"
                                            "cloudwatch/home#dashboards:name=" + f"{app_name}-{stage}"}},
     }

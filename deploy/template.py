@@ -19,6 +19,16 @@ from deploy import iam, observability, resources
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_TIMEOUT = 60  # seconds; .chalice/config.json's lambda_timeout for the work function
+FAILED_EVENTS_ARN = {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+# cfn-lint findings Slipway decides against, with the reason (kept in the template itself)
+LINT_DECISIONS = {
+    "WS1000": "Lambda tracing is the Tracing parameter (off by default): docs/deploying.md",
+    "WS2002": "API Gateway tracing follows the same decision",
+    "ES2000": "API access logs need the account-wide API Gateway CloudWatch role, which one "
+              "stack must not set for a whole account; the api_handler logs each request",
+    "ES1001": "the work queue's redrive policy (5 receives, then its dead-letter queue) is the "
+              "on-failure path of an SQS trigger; Lambda has no OnFailure for SQS sources",
+}
 
 
 def stage_settings(stage: str) -> tuple[str, dict]:
@@ -31,7 +41,8 @@ def stage_settings(stage: str) -> tuple[str, dict]:
 
 def names_for(app_name: str, stage: str, env: dict) -> iam.Names:
     return iam.Names(table=env["SLIPWAY_TABLE"], idempotency_table=env["SLIPWAY_IDEMPOTENCY_TABLE"],
-                     queue=f"{app_name}-{stage}-work", secret_id=env["SLIPWAY_SECRET_ID"])
+                     queue=f"{app_name}-{stage}-work", secret_id=env["SLIPWAY_SECRET_ID"],
+                     failed_events=f"{app_name}-{stage}-failed-events")
 
 
 def build(sam: dict, stage: str, cfg: config_mod.Config) -> dict:
@@ -46,6 +57,7 @@ def build(sam: dict, stage: str, cfg: config_mod.Config) -> dict:
         raise SystemExit(f"deploy/iam.py has no policy for the function(s) {unknown}: add them "
                          "to FUNCTIONS and ACTIONS")
     res.update(resources.stage_resources(names, WORK_TIMEOUT))
+    rules: list[str] = []
     for logical, fn in functions.items():
         lambda_name = iam.function_name(app_name, stage, fn)
         res[f"{logical}Role"] = _role(logical, iam.policy(fn, cfg, names, lambda_name))
@@ -59,13 +71,27 @@ def build(sam: dict, stage: str, cfg: config_mod.Config) -> dict:
         variables["SLIPWAY_PUBLIC_URL"] = resources.PUBLIC_URL
         variables["POWERTOOLS_TRACE_DISABLED"] = {"Fn::If": ["Tracing", "false", "true"]}
         res[logical]["DependsOn"] = [f"{logical}LogGroup"]
-        for event in (props.get("Events") or {}).values():
+        for name, event in (props.get("Events") or {}).items():
             if event.get("Type") == "SQS":  # the trigger waits for its queue (and its role)
                 event["Properties"]["Queue"] = {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+            if event.get("Type") in ("CloudWatchEvent", "Schedule"):
+                # an event EventBridge cannot deliver, or the function fails 3 times, is kept
+                event["Properties"]["DeadLetterConfig"] = {"Arn": FAILED_EVENTS_ARN}
+                props["EventInvokeConfig"] = {"MaximumRetryAttempts": 2, "DestinationConfig": {
+                    "OnFailure": {"Type": "SQS", "Destination": FAILED_EVENTS_ARN}}}
+                rules.append(f"{logical}{name}")
+    res["FailedEventsPolicy"] = resources.failed_events_policy(rules)
     _api_without_cycle(res, iam.function_name(app_name, stage, "api_handler"))
+    api = res["RestAPI"]["Properties"]
+    api["Name"] = f"{app_name}-{stage}"
+    # API Gateway's own throttle in front of the handler (the JSON API reads DynamoDB per call)
+    api["MethodSettings"] = [{"ResourcePath": "/*", "HttpMethod": "*",
+                              "ThrottlingBurstLimit": 50, "ThrottlingRateLimit": 20}]
     res.update(observability.alarms(app_name, stage, functions, iam))
     res.update(observability.service_alarms(app_name, stage, cfg))
     res.update(observability.dashboard(app_name, stage, cfg, functions, iam))
+    out["Metadata"] = {"cfn-lint": {"config": {"ignore_checks": sorted(LINT_DECISIONS)}},
+                       "SlipwayLintDecisions": LINT_DECISIONS}
     out["Parameters"] = {**resources.PARAMETERS, **observability.PARAMETERS}
     out["Conditions"] = {**resources.CONDITIONS, **observability.CONDITIONS}
     out["Outputs"] = resources.outputs(app_name, stage)
