@@ -95,7 +95,8 @@ def whole_deployment(stack, client, monkeypatch) -> iam_kit.Recorder:
         run_to_success(stack, client, ["1111111", "1.0.0-1111111"])
         run_to_success(stack, client, ["2222222", "1.1.0-2222222"])
         res = client.http.post(f"/services/{SERVICE}/rollback", headers={
-            "Content-Type": "application/json"}, body='{"to": "previous", "reason": "bad", "force": true}')
+            "Content-Type": "application/json"},
+            body='{"to": "previous", "reason": "bad", "force": true}')  # past a migration
         assert res.status_code == 202, res.json_body
         drain(stack, client)
         stack.finish_rollout_in_moto("production-cluster", SERVICE)
