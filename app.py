@@ -10,11 +10,13 @@ from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
 from chalicelib.entrypoints.http import contract_error, secured
+from chalicelib.entrypoints.lambda_logs import with_lambda_context
 from chalicelib.service import (dora, intake, pipeline, prune, reconcile as reconciler,
                                 verify)
 
 app = Chalice(app_name="slipway", configure_logs=False)  # powertools' Logger formats the logs
 logger = Logger(service="slipway")
+app.register_middleware(with_lambda_context(logger), "all")  # request id, cold start in each line
 routes.register(app, IAMAuthorizer())
 slack_routes.register(app)
 

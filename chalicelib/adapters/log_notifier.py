@@ -12,7 +12,8 @@ class LogNotifier:
     def changed(self, dep: Deployment, changes: list[str]) -> None:
         last = dep.timeline[-1]["note"] if dep.timeline else ""
         log.info("deployment %s %s", dep.id, dep.state.value, extra={
-            "deployment_id": dep.id, "service": dep.service, "state": dep.state.value,
+            # `service` is Slipway in every log line (powertools); the deployed one is service_name
+            "deployment_id": dep.id, "service_name": dep.service, "state": dep.state.value,
             "changes": changes, "note": last, "image": dep.image,
         })
 

@@ -12,7 +12,7 @@ from chalicelib.adapters.ecs import Ecs
 from chalicelib.adapters.ledger_dynamodb import DynamoLedger
 from chalicelib.adapters.log_notifier import FanOut, LogNotifier
 from chalicelib.adapters.logs import CloudWatchLogs
-from chalicelib.adapters.metrics import MetricsNotifier
+from chalicelib.adapters.metrics import MetricsNotifier, gauge
 from chalicelib.adapters.queue import SqsDispatcher
 from chalicelib.domain import links
 from chalicelib.errors import ConfigError
@@ -74,6 +74,7 @@ def deps() -> Deps:
         settings=settings(),
         alarms=CloudWatchAlarms(lambda: aws.client("cloudwatch")),
         logs=CloudWatchLogs(lambda: aws.client("logs")),
+        gauge=gauge,
     )
     from chalicelib.service.promote import Trigger  # SUCCEEDED here proposes promotions
 

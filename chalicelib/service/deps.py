@@ -46,6 +46,8 @@ class Deps:
     remaining_ms: Callable[[], int] = lambda: 60_000
     alarms: Alarms | None = None  # the bake's alarms ([service.verify])
     logs: Logs | None = None  # migration log tails
+    # a measurement for CloudWatch: (metric, service name, seconds); adapters/metrics.py in Lambda
+    gauge: Callable[[str, str, float], None] = lambda metric, service, value: None
 
     def service(self, name: str) -> ServiceConfig:
         svc = self.config.service(name)

@@ -37,6 +37,7 @@ def reconcile(deps: Deps) -> dict[str, str]:
         if outcome:
             done[dep.id] = outcome
     done.update(_free_stale_locks(deps, heads))
+    _measure_locks(deps, heads, unfinished)
     try:
         done.update(promote.catch_up(deps))  # promotions a dead Lambda never proposed
     except (SlipwayError, AwsError) as exc:
@@ -50,6 +51,17 @@ def reconcile(deps: Deps) -> dict[str, str]:
     except AwsError as exc:
         log.warning("resuming pruning failed: %s", exc.message)
     return done
+
+
+def _measure_locks(deps: Deps, heads: dict, unfinished: list[Deployment]) -> None:
+    """How long each held service has been held, since its holder's approval (the stack's
+    lock-held alarm reads this metric); from what this run already read."""
+    by_id = {d.id: d for d in unfinished}
+    for name, head in heads.items():
+        holder = by_id.get(head.lock) if head.lock else None
+        if holder is not None and holder.approved_at():
+            held = (deps.clock() - parse_iso(holder.approved_at())).total_seconds()
+            deps.gauge("LockHeldSeconds", name, held)
 
 
 def _free_stale_locks(deps: Deps, heads: dict) -> dict[str, str]:

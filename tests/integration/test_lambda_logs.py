@@ -1,0 +1,27 @@
+"""Log lines say which invocation wrote them, and each key has one meaning: `service` is Slipway,
+the deployed service is `service_name` (also the metrics' dimension, EMF dimensions being log keys)."""
+from __future__ import annotations
+
+import io
+import json
+
+import app as app_module
+from tests.integration.api_kit import client, push  # noqa: F401
+
+__all__ = ["client"]
+
+
+def test_a_push_logs_its_lambda_context_and_one_meaning_per_key(stack, client):  # noqa: F811
+    handler = app_module.logger.registered_handler
+    out = io.StringIO()
+    previous, handler.stream = handler.stream, out
+    try:
+        push(stack, client, redeliver=False)
+    finally:
+        handler.stream = previous
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    changes = [r for r in lines if r.get("message", "").startswith("deployment ")]
+    assert changes and all(r["service"] == "slipway" for r in lines if "service" in r)
+    assert {r["service_name"] for r in changes} == {"better-chatbot"}
+    assert all(r["function_name"] == "on_image_pushed" and r["function_request_id"]
+               and "cold_start" in r for r in changes)
