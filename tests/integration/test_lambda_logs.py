@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import app as app_module
 from tests.integration.api_kit import client, push  # noqa: F401
@@ -12,13 +13,17 @@ __all__ = ["client"]
 
 
 def test_a_push_logs_its_lambda_context_and_one_meaning_per_key(stack, client):  # noqa: F811
-    handler = app_module.logger.registered_handler
     out = io.StringIO()
-    previous, handler.stream = handler.stream, out
+    handler = logging.StreamHandler(out)  # powertools' own JSON formatter, on Slipway's logger
+    handler.setFormatter(app_module.logger.registered_formatter)
+    slipway = logging.getLogger("slipway")
+    level, slipway.level = slipway.level, logging.INFO
+    slipway.addHandler(handler)
     try:
         push(stack, client, redeliver=False)
     finally:
-        handler.stream = previous
+        slipway.removeHandler(handler)
+        slipway.setLevel(level)
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     changes = [r for r in lines if r.get("message", "").startswith("deployment ")]
     assert changes and all(r["service"] == "slipway" for r in lines if "service" in r)
