@@ -25,7 +25,8 @@ LINT_DECISIONS = {
     "WS1000": "Lambda tracing is the Tracing parameter (off by default): docs/deploying.md",
     "WS2002": "API Gateway tracing follows the same decision",
     "ES2000": "API access logs need the account-wide API Gateway CloudWatch role, which one "
-              "stack must not set for a whole account; the api_handler logs each request",
+              "stack must not set for a whole account; every decision taken through the API "
+              "is in the ledger (who, when, through which channel)",
     "ES1001": "the work queue's redrive policy (5 receives, then its dead-letter queue) is the "
               "on-failure path of an SQS trigger; Lambda has no OnFailure for SQS sources",
 }
