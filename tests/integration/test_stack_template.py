@@ -33,10 +33,15 @@ MOTO_SKIPS = {"AWS::SQS::QueuePolicy", "AWS::Lambda::EventInvokeConfig"}
 COPY = ("app.py", "Makefile", "chalicelib", ".chalice", "ecs", "deploy")
 
 
+def make(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`make ARGS` in the copy, on this venv as it is (-o: never reinstall it from the copy)."""
+    env = env or {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run(["make", "-o", ".venv/.stamp", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 def make_package(root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    return subprocess.run(["make", "package", "STAGE=prod"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return make(root, "package", "STAGE=prod")
 
 
 def repo_copy(tmp: Path) -> Path:
@@ -169,8 +174,7 @@ def test_make_deploy_on_the_embedded_aws_prints_the_urls_and_next_steps(package,
     root = package.parent.parent
     env = {**os.environ, "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    done = subprocess.run(["make", "deploy", "STAGE=prod", "DEPLOY_ARGS=--rehearse"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = make(root, "deploy", "STAGE=prod", "DEPLOY_ARGS=--rehearse", env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     kw = {"region_name": "us-east-1", "endpoint_url": moto_server,
           "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -185,8 +189,7 @@ def test_make_deploy_on_the_embedded_aws_prints_the_urls_and_next_steps(package,
     assert manifest["settings"]["interactivity"]["request_url"] == f"{public}/slack/interactions"
     assert boto3.client("s3", **kw).list_objects_v2(
         Bucket="slipway-artifacts-123456789012-us-east-1")["KeyCount"] >= 1
-    again = subprocess.run(["make", "deploy", "STAGE=prod", "DEPLOY_ARGS=--rehearse",
-                            "PARAMS=LogRetentionDays=30"], cwd=root, env=env,
-                           capture_output=True, text=True, timeout=300)
+    again = make(root, "deploy", "STAGE=prod", "DEPLOY_ARGS=--rehearse",
+                 "PARAMS=LogRetentionDays=30", env=env)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert "Successfully created/updated stack - slipway-prod" in again.stdout
