@@ -34,23 +34,23 @@ FUNCTIONS = {
 
 _READ = {"dynamodb:GetItem", "secretsmanager:GetSecretValue"}
 _QUERY = {"dynamodb:Query"}  # listing deployments (by service, unfinished ones)
-_SAVE = {"dynamodb:PutItem", "dynamodb:DeleteItem"}  # ledger writes (transactions of Put/Delete)
+_SAVE = {"dynamodb:PutItem", "dynamodb:UpdateItem"}  # ledger writes (transactions of Put/Update)
+_DELETE = {"dynamodb:DeleteItem"}  # pruning jobs and pointers done with
 _DEPLOY = {"ecs:RegisterTaskDefinition", "ecs:RunTask", "ecs:StopTask", "ecs:UpdateService",
-           "iam:PassRole"}
+           "ecs:ListTasks", "iam:PassRole"}  # ListTasks: adopt what a lost RunTask started
 _PRUNE = {"ecs:DescribeServices", "ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"}
 
 # What each function's own code calls. The API handler never writes to ECS and passes no role.
 ACTIONS: dict[str, set[str]] = {
-    "api_handler": _READ | _QUERY | {"dynamodb:PutItem", "sqs:SendMessage", "ecs:DescribeServices"},
-    # + the idempotency store: PutItem/UpdateItem its record, DeleteItem it when handling failed
-    "on_image_pushed": _READ | _QUERY | _SAVE | {"dynamodb:UpdateItem", "sqs:SendMessage",
-                                        "ecr:DescribeImages", "ecs:DescribeServices",
-                                        "ecs:DescribeTaskDefinition"},
+    "api_handler": _READ | _QUERY | _SAVE | {"sqs:SendMessage", "ecs:DescribeServices"},
+    "on_image_pushed": _READ | _SAVE | {"sqs:SendMessage", "ecr:DescribeImages",
+                                        "ecs:DescribeServices", "ecs:DescribeTaskDefinition"},
     "on_task_state_change": _READ | _SAVE | {"ecs:UpdateService"},
-    "on_deployment_state_change": _READ | _QUERY | _SAVE | _PRUNE,
+    "on_deployment_state_change": _READ | _QUERY | _SAVE | _DELETE | _PRUNE,
     "on_alarm_state_change": _READ | _QUERY | _SAVE | {"sqs:SendMessage"},
     "work": _READ | _SAVE | _DEPLOY,
-    "reconcile": _READ | _QUERY | _SAVE | _DEPLOY | _PRUNE | {"ecs:DescribeTasks", "sqs:SendMessage"},
+    "reconcile": _READ | _QUERY | _SAVE | _DELETE | _DEPLOY | _PRUNE | {"ecs:DescribeTasks",
+                                                                     "sqs:SendMessage"},
 }
 ASYNC = {"on_image_pushed", "on_task_state_change", "on_deployment_state_change",
          "on_alarm_state_change", "reconcile"}  # invoked by EventBridge: failures go to a queue
@@ -104,9 +104,8 @@ def _scope(action: str, cfg: Config, names: Names) -> tuple[list[Any], dict | No
     migrating = [s for s in svcs if s.migration]
     if action in NO_RESOURCE_LEVEL:
         return ["*"], None
-    if action.startswith("dynamodb:"):
-        tables = [names.table] + ([names.idempotency_table] if action != "dynamodb:Query" else [])
-        return [_arn("dynamodb", f"table/{t}") for t in tables] + (
+    if action.startswith("dynamodb:"):  # the ledger (the idempotency table is no longer used)
+        return [_arn("dynamodb", f"table/{names.table}")] + (
             [_arn("dynamodb", f"table/{names.table}/index/*")] if action == "dynamodb:Query"
             else []), None
     if action.startswith("sqs:"):
@@ -123,6 +122,9 @@ def _scope(action: str, cfg: Config, names: Names) -> tuple[list[Any], dict | No
                  for f in sorted({_family(s) for s in migrating})],
                 {"ArnEquals": {"ecs:cluster": [_arn("ecs", f"cluster/{c}")
                                                for c in sorted({s.cluster for s in migrating})]}})
+    if action == "ecs:ListTasks":  # no ARN to scope by in practice: the cluster condition does
+        return ["*"], {"ArnEquals": {"ecs:cluster": [
+            _arn("ecs", f"cluster/{c}") for c in sorted({s.cluster for s in migrating})]}}
     if action in ("ecs:StopTask", "ecs:DescribeTasks"):
         return [_arn("ecs", f"task/{c}/*") for c in sorted({s.cluster for s in migrating})], None
     if action == "iam:PassRole":
@@ -180,5 +182,6 @@ def _needed(function: str, cfg: Config) -> set[str]:
     """ACTIONS, less what this config never needs (no migration anywhere: no migration task)."""
     actions = set(ACTIONS[function])
     if not any(s.migration for s in cfg.services):
-        actions -= {"ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "logs:GetLogEvents"}
+        actions -= {"ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "ecs:ListTasks",
+                    "logs:GetLogEvents"}
     return actions

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from botocore.exceptions import ConnectionClosedError
 
 import app as app_module
 from chalicelib import config as config_mod
@@ -28,10 +29,11 @@ SCHEDULED = {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
 
 
 def drain(stack, client) -> None:
-    """SQS → the work function, through the Lambda entry point (so it is recorded as `work`)."""
+    """SQS → the work function, through the Lambda entry point (so it is recorded as `work`).
+    A message whose handling raised is left in the queue for redelivery, as SQS does."""
     sqs = stack.client("sqs")
-    while got := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)\
-            .get("Messages", []):
+    while got := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10,
+                                     VisibilityTimeout=0).get("Messages", []):
         for msg in got:
             client.lambda_.invoke("work", {"Records": [{
                 "messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"],
@@ -67,8 +69,8 @@ def push_worker(stack, client, tags: list[str]) -> dict:
     return next(d for d in found if d["image_digest"] == digest)
 
 
-def _connection_lost(**_):
-    raise RuntimeError("connection lost (raised by the test)")
+def _answer_lost(**_):
+    raise ConnectionClosedError(endpoint_url="ecs (the test lost RunTask's answer)")
 
 
 def reconcile_later(stack, client, minutes: float) -> None:
@@ -134,14 +136,26 @@ def whole_deployment(stack, client, monkeypatch) -> iam_kit.Recorder:
         hooks["after-call.ecs.RunTask"] = lambda **_: finish(
             stack.deps(), dep["id"], State.FAILED, "ended by the test meanwhile")
         drain(stack, client)
-        # An ECR event whose handling dies half-way: powertools forgets it, so a retry can run.
         hooks.clear()
-        hooks["before-call.ecr.DescribeImages"] = _connection_lost
-        tags = ["8888888"]
-        with pytest.raises(RuntimeError):
-            deliver(client, "on_image_pushed", push_events(SERVICE, push_image(
-                stack, SERVICE, tags), tags)[0])
+        # RunTask's answer is lost: the worker's retry finds the task it started (ListTasks);
+        # the same for the reconciler, when the work message was lost too.
+        dep = push(stack, client, ["8888888", "1.7.0-8888888"], redeliver=False)
+        assert approve(stack, client, dep).status_code == 200
+        hooks["after-call.ecs.RunTask"] = _answer_lost
+        with pytest.raises(Exception):
+            drain(stack, client)
         hooks.clear()
+        drain(stack, client)  # the redelivery
+        adopted = get(client, dep["id"])
+        assert adopted["state"] == "MIGRATING" and adopted["migration"]["task_arn"]
+        deliver(client, "on_task_state_change", task_stopped(adopted, exit_code=1))
+        dep = push(stack, client, ["9999999", "1.8.0-9999999"], redeliver=False)
+        assert approve(stack, client, dep).status_code == 200
+        lose_queued_work(stack)
+        hooks["after-call.ecs.RunTask"] = _answer_lost
+        reconcile_later(stack, client, minutes=11)
+        hooks.clear()
+        reconcile_later(stack, client, minutes=11)
     return rec
 
 
@@ -177,9 +191,12 @@ def test_each_function_may_make_exactly_the_calls_it_makes(stack, recorded):
             needed.setdefault(fn, set()).add(req.action)
             if not iam_kit.allows(policies[fn], req):
                 denied.append(f"{fn}: {req.action} on {req.resource} {dict(req.context)}")
-    assert not denied, "deploy/iam.py denies calls the code makes:\n" + "\n".join(sorted(set(denied)))
+    made = "\n".join(f"  {fn}: {sorted(a)}" for fn, a in sorted(needed.items()))
+    assert not denied, ("deploy/iam.py denies calls the code makes:\n" + "\n".join(
+        sorted(set(denied))) + f"\nwhat each function needed:\n{made}")
     assert set(needed) == set(policies), "a function made no call at all, or an unknown one did"
     for fn, policy in policies.items():
         ours = {"Statement": [s for s in policy["Statement"] if s["Sid"] not in iam.PLATFORM_SIDS]}
         unused = iam_kit.actions_of(ours) - needed[fn]
-        assert not unused, f"{fn}'s policy allows {sorted(unused)}, which its code never calls"
+        assert not unused, (f"{fn}'s policy allows {sorted(unused)}, which its code never "
+                            f"calls\nwhat each function needed:\n{made}")
