@@ -85,6 +85,7 @@ def build(sam: dict, stage: str, cfg: config_mod.Config) -> dict:
     _api_without_cycle(res, iam.function_name(app_name, stage, "api_handler"))
     api = res["RestAPI"]["Properties"]
     api["Name"] = f"{app_name}-{stage}"
+    api["TracingEnabled"] = {"Fn::If": ["Tracing", True, False]}
     # API Gateway's own throttle in front of the handler (the JSON API reads DynamoDB per call)
     api["MethodSettings"] = [{"ResourcePath": "/*", "HttpMethod": "*",
                               "ThrottlingBurstLimit": 50, "ThrottlingRateLimit": 20}]
