@@ -28,6 +28,7 @@ FUNCTIONS = {
     "on_task_state_change": "OnTaskStateChange",
     "on_deployment_state_change": "OnDeploymentStateChange",
     "on_alarm_state_change": "OnAlarmStateChange",
+    "dora_metrics": "DoraMetrics",
     "work": "Work",
     "reconcile": "Reconcile",
 }
@@ -45,15 +46,17 @@ ACTIONS: dict[str, set[str]] = {
     "api_handler": _READ | _QUERY | _SAVE | {"sqs:SendMessage", "ecs:DescribeServices"},
     "on_image_pushed": _READ | _SAVE | {"sqs:SendMessage", "ecr:DescribeImages",
                                         "ecs:DescribeServices", "ecs:DescribeTaskDefinition"},
-    "on_task_state_change": _READ | _SAVE | {"ecs:UpdateService"},
-    "on_deployment_state_change": _READ | _QUERY | _SAVE | _DELETE | _PRUNE,
+    "on_task_state_change": _READ | _SAVE | {"ecs:UpdateService", "logs:GetLogEvents"},
+    "on_deployment_state_change": _READ | _QUERY | _SAVE | _DELETE | _PRUNE | {
+        "cloudwatch:DescribeAlarms"},  # the bake starts: are its alarms quiet?
     "on_alarm_state_change": _READ | _QUERY | _SAVE | {"sqs:SendMessage"},
     "work": _READ | _SAVE | _DEPLOY,
-    "reconcile": _READ | _QUERY | _SAVE | _DELETE | _DEPLOY | _PRUNE | {"ecs:DescribeTasks",
-                                                                     "sqs:SendMessage"},
+    "reconcile": _READ | _QUERY | _SAVE | _DELETE | _DEPLOY | _PRUNE | {
+        "ecs:DescribeTasks", "sqs:SendMessage", "cloudwatch:DescribeAlarms", "logs:GetLogEvents"},
+    "dora_metrics": _QUERY,  # the ledger, read once an hour per service
 }
 ASYNC = {"on_image_pushed", "on_task_state_change", "on_deployment_state_change",
-         "on_alarm_state_change", "reconcile"}  # invoked by EventBridge: failures go to a queue
+         "on_alarm_state_change", "reconcile", "dora_metrics"}  # invoked by EventBridge: failures go to a queue
 # Not calls of our code, but made with the function's role by Lambda itself (statement ids below).
 PLATFORM_SIDS = {"Logs", "QueueTrigger", "FailedEvents", "Tracing"}
 LAMBDA_LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from chalicelib.config import Config
+from deploy.iam import ASYNC
 
 NAMESPACE = "Slipway"
 KINDS = ("deploy", "rollback", "promote")
@@ -61,7 +62,7 @@ def _metric(id_: str, namespace: str, name: str, dims: dict, stat: str = "Sum",
 def _rules(functions: dict[str, str]) -> list[str]:
     """Logical ids of the EventBridge rules SAM makes from chalice's events (Function + Event)."""
     return [f"{logical}{logical}Event" for logical, fn in functions.items()
-            if fn.startswith("on_") or fn == "reconcile"]
+            if fn in ASYNC]
 
 
 def alarms(app_name: str, stage: str, functions: dict[str, str], iam: Any) -> dict[str, Any]:
@@ -167,4 +168,5 @@ def dashboard(app_name: str, stage: str, cfg: Config, functions: dict[str, str],
 
 
     return {"Dashboard": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {
-        "DashboardName": f"{app_name}-{stage}", "DashboardBody": {"Fn::Sub": json.dumps(body)}}}}
+        "DashboardName": f"{app_name}-{stage}",
+        "DashboardBody": {"Fn::Sub": json.dumps(body, separators=(",", ":"))}}}}

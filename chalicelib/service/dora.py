@@ -81,4 +81,4 @@ def emit(service: str, f: dict) -> None:
         if value is None:
             continue
         with single_metric(name=name, unit=unit, value=value, namespace="Slipway") as metric:
-            metric.add_dimension(name="service", value=service)
+            metric.add_dimension(name="service_name", value=service)  # `service` is Slipway

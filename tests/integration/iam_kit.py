@@ -41,6 +41,7 @@ class Recorder:
         if not self.current:
             return  # the test's own reads (checking results), not a Lambda's
         prefix = model.service_model.metadata.get("signingName") or model.service_model.endpoint_prefix
+        prefix = {"monitoring": "cloudwatch"}.get(prefix, prefix)  # IAM's name for it
         self.calls.append((self.current[-1], f"{prefix}:{model.name}", dict(params)))
 
     @contextlib.contextmanager

@@ -15,13 +15,14 @@ from chalicelib.domain.model import State
 from chalicelib.entrypoints import bootstrap
 from chalicelib.service.deps import finish
 from deploy import iam
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, fresh_id, load_event
 from tests.integration import iam_kit
 from tests.integration.api_kit import approve, client, deliver, get, push, run_to_success
 from tests.integration.helpers import SERVICE, push_events, push_image, rollout, task_stopped
 
 __all__ = ["client"]
 WORKER = "better-chatbot-worker"
+BAKED = "better-chatbot-api"  # [service.verify]: a bake after the rollout, alarms watched
 SCHEDULED = {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
              "detail-type": "Scheduled Event", "source": "aws.events", "account": iam_kit.ACCOUNT,
              "time": "2026-01-01T00:00:00Z", "region": iam_kit.REGION, "resources": [],
@@ -61,12 +62,23 @@ def older_revisions(stack, family: str, count: int) -> None:
         ecs.register_task_definition(**{k: body[k] for k in keep if k in body})
 
 
-def push_worker(stack, client, tags: list[str]) -> dict:
-    digest = push_image(stack, WORKER, tags)
-    for event in push_events(WORKER, digest, tags):
+def push_worker(stack, client, tags: list[str], service: str = WORKER) -> dict:
+    digest = push_image(stack, service, tags)
+    for event in push_events(service, digest, tags):
         deliver(client, "on_image_pushed", event)
-    found = client.http.get(f"/deployments?service={WORKER}").json_body["deployments"]
+    found = client.http.get(f"/deployments?service={service}").json_body["deployments"]
     return next(d for d in found if d["image_digest"] == digest)
+
+
+def baked(stack, client, tags: list[str]) -> dict:
+    """A release of the baked service, rolled out: VERIFYING."""
+    dep = push_worker(stack, client, tags, service=BAKED)
+    drain(stack, client)
+    stack.finish_rollout_in_moto("production-cluster", BAKED)
+    deliver(client, "on_deployment_state_change", rollout(get(client, dep["id"])))
+    dep = get(client, dep["id"])
+    assert dep["state"] == "VERIFYING", dep["timeline"]
+    return dep
 
 
 def _answer_lost(**_):
@@ -148,7 +160,11 @@ def whole_deployment(stack, client, monkeypatch) -> iam_kit.Recorder:
         drain(stack, client)  # the redelivery
         adopted = get(client, dep["id"])
         assert adopted["state"] == "MIGRATING" and adopted["migration"]["task_arn"]
-        deliver(client, "on_task_state_change", task_stopped(adopted, exit_code=1))
+        # its STOPPED event is lost: the reconciler finds the task stopped and reads its output
+        stack.client("ecs").stop_task(cluster="production-cluster",
+                                      task=adopted["migration"]["task_arn"], reason="test")
+        reconcile_later(stack, client, minutes=11)
+        assert get(client, dep["id"])["state"] == "FAILED"
         dep = push(stack, client, ["9999999", "1.8.0-9999999"], redeliver=False)
         assert approve(stack, client, dep).status_code == 200
         lose_queued_work(stack)
@@ -156,6 +172,17 @@ def whole_deployment(stack, client, monkeypatch) -> iam_kit.Recorder:
         reconcile_later(stack, client, minutes=11)
         hooks.clear()
         reconcile_later(stack, client, minutes=11)
+        # A quiet bake the reconciler ends; then an alarm during the next bake rolls it back.
+        first = baked(stack, client, ["aaaaaaa", "2.0.0-aaaaaaa"])
+        reconcile_later(stack, client, minutes=6)
+        assert get(client, first["id"])["state"] == "SUCCEEDED"
+        second = baked(stack, client, ["bbbbbbb", "2.1.0-bbbbbbb"])
+        alarm = fresh_id(load_event("alarm_state_change"))
+        deliver(client, "on_alarm_state_change", alarm)
+        assert get(client, second["id"])["state"] == "ROLLED_BACK"
+        drain(stack, client)
+        # The hourly DORA figures.
+        client.lambda_.invoke("dora_metrics", SCHEDULED)
     return rec
 
 

@@ -15,7 +15,7 @@ NAMES = iam.Names(table="slipway-prod", idempotency_table="slipway-idempotency-p
 ECS_WRITES = {"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:RunTask",
               "ecs:StopTask", "ecs:UpdateService", "ecs:DeleteTaskDefinitions",
               "ecs:CreateService", "ecs:DeleteService", "ecs:TagResource"}
-DEPLOYED = [f for f in iam.FUNCTIONS if f != "on_alarm_state_change"]
+DEPLOYED = list(iam.FUNCTIONS)
 
 
 def policies(cfg=None) -> dict[str, dict]:
@@ -40,10 +40,10 @@ def test_the_api_handler_can_neither_change_ecs_nor_pass_a_role():
     assert {"ecs:DescribeServices", "sqs:SendMessage", "dynamodb:GetItem"} <= api
 
 
-def test_six_functions_six_different_policies():
+def test_each_function_has_a_policy_of_its_own():
     got = policies()
-    assert len(got) == 6
-    assert len({repr(sorted(actions(p))) for p in got.values()}) == 6
+    assert len(got) == len(iam.FUNCTIONS) == 8
+    assert len({repr(sorted(actions(p))) for p in got.values()}) == 8
 
 
 def test_no_wildcard_resource_for_an_ecs_write_or_passrole():
@@ -70,6 +70,7 @@ def test_scopes_come_from_the_config():
         ":cluster/production-cluster")
     passrole = by_action["iam:PassRole"]
     assert passrole["Resource"] == [
+        "arn:aws:iam::123456789012:role/better-chatbot-api-task",
         "arn:aws:iam::123456789012:role/better-chatbot-task",
         "arn:aws:iam::123456789012:role/better-chatbot-task-execution",
         "arn:aws:iam::123456789012:role/better-chatbot-worker-task"]
@@ -77,6 +78,7 @@ def test_scopes_come_from_the_config():
                                                       "ecs-tasks.amazonaws.com"}}
     services = [r["Fn::Sub"].split("}:")[-1] for r in by_action["ecs:UpdateService"]["Resource"]]
     assert services == ["service/production-cluster/better-chatbot",
+                        "service/production-cluster/better-chatbot-api",
                         "service/production-cluster/better-chatbot-worker"]
 
 
