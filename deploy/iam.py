@@ -35,6 +35,7 @@ FUNCTIONS = {
 
 _READ = {"dynamodb:GetItem", "secretsmanager:GetSecretValue"}
 _QUERY = {"dynamodb:Query"}  # listing deployments (by service, unfinished ones)
+_BATCH = {"dynamodb:BatchGetItem"}  # the services' head items, the unfinished deployments
 _SAVE = {"dynamodb:PutItem", "dynamodb:UpdateItem"}  # ledger writes (transactions of Put/Update)
 _DELETE = {"dynamodb:DeleteItem"}  # pruning jobs and pointers done with
 _DEPLOY = {"ecs:RegisterTaskDefinition", "ecs:RunTask", "ecs:StopTask", "ecs:UpdateService",
@@ -43,15 +44,15 @@ _PRUNE = {"ecs:DescribeServices", "ecs:ListTaskDefinitions", "ecs:DeregisterTask
 
 # What each function's own code calls. The API handler never writes to ECS and passes no role.
 ACTIONS: dict[str, set[str]] = {
-    "api_handler": _READ | _QUERY | _SAVE | {"sqs:SendMessage", "ecs:DescribeServices"},
-    "on_image_pushed": _READ | _SAVE | {"sqs:SendMessage", "ecr:DescribeImages",
+    "api_handler": _READ | _QUERY | _BATCH | _SAVE | {"sqs:SendMessage", "ecs:DescribeServices"},
+    "on_image_pushed": _READ | _BATCH | _SAVE | {"sqs:SendMessage", "ecr:DescribeImages",
                                         "ecs:DescribeServices", "ecs:DescribeTaskDefinition"},
     "on_task_state_change": _READ | _SAVE | {"ecs:UpdateService", "logs:GetLogEvents"},
-    "on_deployment_state_change": _READ | _QUERY | _SAVE | _DELETE | _PRUNE | {
+    "on_deployment_state_change": _READ | _QUERY | _BATCH | _SAVE | _DELETE | _PRUNE | {
         "cloudwatch:DescribeAlarms"},  # the bake starts: are its alarms quiet?
-    "on_alarm_state_change": _READ | _QUERY | _SAVE | {"sqs:SendMessage"},
+    "on_alarm_state_change": _READ | _QUERY | _BATCH | _SAVE | {"sqs:SendMessage"},
     "work": _READ | _SAVE | _DEPLOY,
-    "reconcile": _READ | _QUERY | _SAVE | _DELETE | _DEPLOY | _PRUNE | {
+    "reconcile": _READ | _QUERY | _BATCH | _SAVE | _DELETE | _DEPLOY | _PRUNE | {
         "ecs:DescribeTasks", "sqs:SendMessage", "cloudwatch:DescribeAlarms", "logs:GetLogEvents"},
     "dora_metrics": _QUERY,  # the ledger, read once an hour per service
 }

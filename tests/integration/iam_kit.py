@@ -117,6 +117,8 @@ def requests_for(action: str, params: dict, roles_of_task_definition) -> list[Re
     if action == "dynamodb:TransactWriteItems":  # not an IAM action: each item is authorised
         return [Request(f"dynamodb:{_ITEM_ACTIONS[kind]}", _arn("dynamodb", f"table/{body['TableName']}"))
                 for item in params["TransactItems"] for kind, body in item.items()]
+    if action in ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"):
+        return [Request(action, _arn("dynamodb", f"table/{t}")) for t in params["RequestItems"]]
     if service == "dynamodb":
         table = f"table/{params['TableName']}"
         return [Request(action, _arn("dynamodb", table + (f"/index/{params['IndexName']}"
