@@ -45,7 +45,7 @@ _PRUNE = {"ecs:DescribeServices", "ecs:ListTaskDefinitions", "ecs:DeregisterTask
 # What each function's own code calls. The API handler never writes to ECS and passes no role.
 ACTIONS: dict[str, set[str]] = {
     "api_handler": _READ | _QUERY | _BATCH | _SAVE | {"sqs:SendMessage", "ecs:DescribeServices"},
-    "on_image_pushed": _READ | _BATCH | _SAVE | {"sqs:SendMessage", "ecr:DescribeImages",
+    "on_image_pushed": _READ | _QUERY | _BATCH | _SAVE | {"sqs:SendMessage", "ecr:DescribeImages",
                                         "ecs:DescribeServices", "ecs:DescribeTaskDefinition"},
     "on_task_state_change": _READ | _SAVE | {"ecs:UpdateService", "logs:GetLogEvents"},
     "on_deployment_state_change": _READ | _QUERY | _BATCH | _SAVE | _DELETE | _PRUNE | {

@@ -102,6 +102,8 @@ def whole_deployment(stack, client, monkeypatch) -> iam_kit.Recorder:
         stack.deps()
 
     monkeypatch.setattr(stack, "drain", lambda: drain(stack, client))
+    for sha in ("6666666", "7777777", "8888888", "9999999"):  # GitHub knows who wrote them
+        stack.github.set_commit_author("acme/better-chatbot", sha, "dev")
     older_revisions(stack, SERVICE, 8)  # pruning has something to remove, after each success
     older_revisions(stack, WORKER, 6)
     with iam_kit.recording(app_module.app, iam.FUNCTIONS, monkeypatch, cold_start) as rec:
