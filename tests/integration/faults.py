@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from botocore.exceptions import ClientError
 
 
@@ -57,3 +58,14 @@ class Faults:
         for client, event, handler in self.hooks:
             client.meta.events.unregister(event, handler)
         self.hooks.clear()
+
+
+@pytest.fixture
+def faults(stack, monkeypatch):
+    """Faults on the app's clients, without the ledger's backoff sleeps; cleared afterwards."""
+    from chalicelib.adapters import ledger_retry
+
+    monkeypatch.setattr(ledger_retry, "sleep", lambda _: None)
+    f = Faults()
+    yield f
+    f.clear()

@@ -8,19 +8,11 @@ import pytest
 from chalicelib.adapters import aws, ledger_retry
 from chalicelib.domain.model import iso
 from tests.integration.api_kit import approve, client, deliver, get
-from tests.integration.faults import Faults, error
+from tests.integration.faults import error, faults
 from tests.integration.helpers import SERVICE, push_events, push_image, rollout, task_stopped
 
-__all__ = ["client"]  # the fixture, imported for pytest
+__all__ = ["client", "faults"]  # the fixtures, imported for pytest
 CLUSTER = "production-cluster"
-
-
-@pytest.fixture
-def faults(stack, monkeypatch):
-    monkeypatch.setattr(ledger_retry, "sleep", lambda _: None)
-    f = Faults()
-    yield f
-    f.clear()
 
 
 def pushed(stack, client, tags) -> tuple[str, list[dict]]:

@@ -6,17 +6,9 @@ import pytest
 
 from chalicelib.adapters import aws, ledger_retry
 from tests.integration.api_kit import approve, client, get, push
-from tests.integration.faults import Faults, error
+from tests.integration.faults import error, faults
 
-__all__ = ["client"]  # the fixture, imported for pytest
-
-
-@pytest.fixture
-def faults(stack, monkeypatch):
-    monkeypatch.setattr(ledger_retry, "sleep", lambda _: None)
-    f = Faults()
-    yield f
-    f.clear()
+__all__ = ["client", "faults"]  # the fixtures, imported for pytest
 
 
 @pytest.mark.parametrize("parsed", [
