@@ -76,7 +76,7 @@ def emit(service: str, f: dict) -> None:
               ("ChangeFailureRate", MetricUnit.Percent, None if f["change_failure_rate"] is None
                else 100 * f["change_failure_rate"]),
               ("TimeToRestore", MetricUnit.Seconds, f["restore_seconds"]),
-              ("ApprovalWait", MetricUnit.Seconds, f["approval_wait_seconds"])]
+              ("ApprovalWaitMedian", MetricUnit.Seconds, f["approval_wait_seconds"])]
     for name, unit, value in values:
         if value is None:
             continue

@@ -104,3 +104,13 @@ def test_the_figures_are_emitted_once_an_hour(world, capsys):
     dora_service.emit_hourly(world)
     assert '"DeploymentFrequency"' in first and '"better-chatbot-api"' in first
     assert '"DeploymentFrequency"' not in capsys.readouterr().out
+
+
+def test_the_30_day_approval_wait_is_not_confused_with_a_deployments_own(capsys):
+    """The hourly median has its own name: the dashboard's ApprovalWait is per deployment."""
+    from chalicelib.service import dora as dora_service
+
+    dora_service.emit("svc", {"per_day": 1.0, "lead_time_seconds": None, "change_failure_rate": None,
+                              "restore_seconds": None, "approval_wait_seconds": 600})
+    out = capsys.readouterr().out
+    assert '"ApprovalWaitMedian"' in out and '"ApprovalWait"' not in out
