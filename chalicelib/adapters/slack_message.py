@@ -12,27 +12,27 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
-SECTION_LIMIT = 3000  # Slack: section text
-FIELD_LIMIT = 2000  # Slack: each section field
-HEADER_LIMIT = 150  # Slack: header plain_text
+from chalicelib.adapters.slack_blocks import FIELD_LIMIT, HEADER_LIMIT, SECTION_LIMIT  # noqa: F401
+from chalicelib.adapters.slack_blocks import button as _button
+from chalicelib.adapters.slack_blocks import code as _code
+from chalicelib.adapters.slack_blocks import escape_mrkdwn
+from chalicelib.adapters.slack_blocks import fit as _fit
+from chalicelib.adapters.slack_blocks import joined as _joined
+from chalicelib.adapters.slack_blocks import mrkdwn as _mrkdwn
+from chalicelib.adapters.slack_blocks import section as _section
+from chalicelib.adapters.slack_blocks import unfence as _unfence
+from chalicelib.adapters.slack_blocks import who as _who
+
 DIFF_LINE_LIMIT = 300  # keep one change readable
 ACTION_APPROVE = "slipway_approve"
 ACTION_REJECT = "slipway_reject"
 ACTION_REVIEW = "slipway_review"  # a link button still sends block_actions: ignore it
 
-_SLACK_USER = re.compile(r"^slack:([UW][A-Z0-9]{2,20})$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
-
-
-def escape_mrkdwn(value: Any) -> str:
-    """Escape ``&``, ``<`` and ``>`` as Slack requires (None becomes "")."""
-    if value is None:
-        return ""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def request_message(dep: dict) -> tuple[str, list[dict]]:
@@ -324,54 +324,3 @@ _REJECT_CONFIRM = {"title": {"type": "plain_text", "text": "Reject this deployme
                             "undone. To give a reason, reject from your personal link."},
                    "confirm": {"type": "plain_text", "text": "Reject"},
                    "deny": {"type": "plain_text", "text": "Cancel"}, "style": "danger"}
-
-
-def _button(label: str, action_id: str, **extra: Any) -> dict:
-    return {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, **extra}
-
-
-def _who(identity: Any) -> str:
-    """``slack:U…`` (an identity Slipway produced) as a mention, anything else as text."""
-    match = _SLACK_USER.match(str(identity or ""))
-    return f"<@{match.group(1)}>" if match else escape_mrkdwn(identity or "unknown")
-
-
-def _code(value: Any) -> str:
-    return f"`{_unfence(escape_mrkdwn(value))}`"
-
-
-def _unfence(text: str) -> str:
-    """Backticks in data would close our code span or block: show a look-alike instead."""
-    return text.replace("`", "ˋ")
-
-
-def _joined(items: Iterable[Any], limit: int, render) -> str:
-    """Render items joined by ", ", ending "… N more" so the result fits ``limit``."""
-    items = [item for item in items if item is not None]
-    out: list[str] = []
-    for index, item in enumerate(items):
-        candidate = ", ".join(out + [render(item)])
-        if len(candidate) + len(f" … {len(items)} more") > limit:
-            return ", ".join(out) + f" … {len(items) - index} more"
-        out.append(render(item))
-    return ", ".join(out)
-
-
-def _fit(value: Any, limit: int) -> str:
-    """Escape ``value`` and cut it so the escaped text fits ``limit``."""
-    out, size = [], 0
-    for char in "" if value is None else str(value):
-        piece = escape_mrkdwn(char)
-        if size + len(piece) > limit - 1:
-            return "".join(out) + "…"
-        out.append(piece)
-        size += len(piece)
-    return "".join(out)
-
-
-def _section(text: str) -> dict:
-    return {"type": "section", "text": _mrkdwn(text)}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text}
