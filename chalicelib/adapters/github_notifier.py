@@ -138,16 +138,23 @@ class GitHubNotifier:
         return None
 
     def _base_commit(self, dep: Deployment) -> str | None:
-        """The commit the service runs now: its newest SUCCEEDED deployment's (None: first)."""
+        """The commit the service runs now: its newest SUCCEEDED deployment's (None: first). The
+        head item read when the push was decided says it (``dep.base``); when it could not (a
+        head written before it kept this, or a later re-sync), the ledger is asked."""
         from chalicelib.adapters.github import AuthorsUnknown
 
-        done = self._deps.ledger.list(service=dep.service, state=State.SUCCEEDED.value, limit=1)
-        if not done:
+        if dep.base is not None:
+            last = dep.base or None
+        else:
+            done = self._deps.ledger.list(service=dep.service, state=State.SUCCEEDED.value,
+                                          limit=1)
+            last = {"id": done[0].id, "commit": done[0].commit} if done else None
+        if not last:
             return None
-        if not done[0].commit:
-            raise AuthorsUnknown(f"the last successful deployment {done[0].id} names no commit, "
-                                 "so the commits since then cannot be listed")
-        return done[0].commit
+        if not last.get("commit"):
+            raise AuthorsUnknown(f"the last successful deployment {last.get('id')} names no "
+                                 "commit, so the commits since then cannot be listed")
+        return last["commit"]
 
     def _status(self, dep: Deployment, svc, gh_id: int | None) -> None:
         if gh_id is None:

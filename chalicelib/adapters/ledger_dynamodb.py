@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.ledger_retry import call, cancel_reasons
 from chalicelib.adapters.tables import BY_SERVICE, BY_TIME
-from chalicelib.domain.model import Deployment, Head, order_fields
+from chalicelib.domain.model import Deployment, Head, State, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
 
 ANY = object()  # create(..., expect_head=ANY): do not check the head's version
@@ -87,6 +87,10 @@ class DynamoLedger:
         if newest:
             sets.append("newest = :newest")
             values[":newest"] = _s(json.dumps(order_fields(dep), sort_keys=True))
+        if dep.finishes and dep.state is State.SUCCEEDED:  # what the service runs now
+            sets.append("#deployed = :deployed")
+            names["#deployed"] = "deployed"
+            values[":deployed"] = _s(json.dumps({"id": dep.id, "commit": dep.commit}))
         if prune:
             sets.append("#p = :family")
             names["#p"] = f"prune_{prune}"
@@ -288,7 +292,8 @@ def _head(service: str, item: dict) -> Head:
     return Head(service=service, version=int(item.get("hv", {}).get("N", "0")),
                 lock=item.get("lock", {}).get("S"), open={k[2:] for k in item if k.startswith("o_")},
                 newest=json.loads(item["newest"]["S"]) if "newest" in item else None,
-                prune={v["S"] for k, v in item.items() if k.startswith("prune_")})
+                prune={v["S"] for k, v in item.items() if k.startswith("prune_")},
+                deployed=json.loads(item["deployed"]["S"]) if "deployed" in item else None)
 
 
 def _bumped(dep: Deployment) -> Deployment:

@@ -5,7 +5,7 @@ import copy
 import threading
 from typing import Any, Iterable
 
-from chalicelib.domain.model import Deployment, Head, order_fields
+from chalicelib.domain.model import Deployment, Head, State, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
 
 ANY = object()
@@ -33,6 +33,8 @@ class MemoryLedger:
         if dep.busy:
             head.lock, changed = dep.id, True
         if dep.finishes:
+            if dep.state is State.SUCCEEDED:
+                head.deployed = {"id": dep.id, "commit": dep.commit}
             head.open.discard(dep.id)
             if dep.releases_lock and head.lock == dep.id:
                 head.lock = None

@@ -30,6 +30,7 @@ VISIBLE = frozenset({s.value for s in State} | {"APPROVAL_RECORDED", "TAGGED", "
 THREADED = frozenset({"BREAK_GLASS", "MIGRATION_STARTED", "ROLLOUT_STARTED", "NOTE", "VERIFYING",
                       "SUCCEEDED", "FAILED", "ROLLED_BACK"})
 CONVERGE_ROUNDS = 3
+FINAL = frozenset(s.value for s in State if s.terminal)
 _SLACK_USER = re.compile(r"^slack:([UW][A-Z0-9]{2,30})$")
 
 
@@ -52,7 +53,7 @@ class SlackNotifier:
             return
         try:
             if "CREATED" in changes or needs_resync(self._deps, dep, CHANNEL):
-                self._sync(dep, svc)
+                self._sync(dep, svc, just_created="CREATED" in changes)
             else:
                 self._follow(dep, svc, changes)
         except Exception as exc:  # NotificationError, or a bug: never break the pipeline
@@ -72,12 +73,15 @@ class SlackNotifier:
         return not is_pending(dep, CHANNEL)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _sync(self, dep: Deployment, svc) -> None:
-        """Post the message if it was never posted, else update it; DM approvers not yet told."""
+    def _sync(self, dep: Deployment, svc, just_created: bool = False) -> None:
+        """Post the message if it was never posted, else update it; DM approvers not yet told.
+        ``just_created``: ``dep`` is the copy its creator has just written, so nobody else can
+        have posted yet (others wait ``claim_seconds`` for the creator; see ``needs_resync``):
+        no read first. Any other caller reads, as another invocation may have posted meanwhile."""
         client = self._client()
         slack = dict(dep.notifications.get(CHANNEL) or {})
-        if not slack.get("ts"):
-            fresh = self._deps.ledger.get(dep.id)  # another invocation may have posted meanwhile
+        if not slack.get("ts") and not just_created:
+            fresh = self._deps.ledger.get(dep.id)
             slack = dict((fresh.notifications if fresh else {}).get(CHANNEL) or {})
         text, blocks = self._render(dep, svc, first=not slack.get("ts"))
         gone = None
@@ -130,7 +134,12 @@ class SlackNotifier:
             client.post_thread(*ref, note)
 
     def _converge(self, fresh: Deployment | None, shown: tuple, svc, ref) -> None:
-        """Render again while the ledger shows something newer than what Slack shows."""
+        """Render again while the ledger shows something newer than what Slack shows. A message
+        showing a final state is not checked: after it, the only change the message shows is a
+        tag added (a late ECR event), and that event's own update converges; an older state
+        landing after ours is put right by its own writer's check (one read saved per ending)."""
+        if fresh is None and shown[1] in FINAL:
+            return
         for _ in range(CONVERGE_ROUNDS):
             fresh = fresh or self._deps.ledger.get(shown[0])
             if fresh is None or ref is None or _shown(fresh) == shown:

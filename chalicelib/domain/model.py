@@ -109,6 +109,8 @@ class Deployment:
     changes: list[str] = dataclasses.field(default_factory=list, compare=False)
     releases_lock: bool = dataclasses.field(default=False, compare=False)  # busy → finished
     finishes: bool = dataclasses.field(default=False, compare=False)  # → terminal in this write
+    # the service's last success as the head read that decided this push knew it (None: unknown)
+    base: dict | None = dataclasses.field(default=None, compare=False)
 
     # -- decisions ---------------------------------------------------------------------------
     def transition(self, to: State, note: str, at: datetime) -> None:
@@ -178,7 +180,7 @@ class Deployment:
 
 
 #: What a write tells the ledger without storing it.
-TRANSIENT = ("changes", "releases_lock", "finishes")
+TRANSIENT = ("changes", "releases_lock", "finishes", "base")
 _MIN = "0000-00-00T00:00:00"
 
 
@@ -224,6 +226,8 @@ class Head:
     open: set = dataclasses.field(default_factory=set)
     newest: dict | None = None  # order_fields of the newest pushed image
     prune: set = dataclasses.field(default_factory=set)  # families owed a pruning pass
+    # its last SUCCEEDED deployment {"id", "commit"}; {} none yet; None unknown (written before)
+    deployed: dict | None = None
 
 
 def parse_iso(value: str) -> datetime:

@@ -71,6 +71,7 @@ def create_newest_wins(deps: Deps, planned: Deployment,
     def step() -> tuple[Deployment, bool, list[Deployment]]:
         dep = copy.deepcopy(planned)
         head = deps.ledger.head(dep.service)
+        dep.base = head.deployed  # the self-review's base commit, without asking the ledger again
         now = deps.clock()
         newest = head.newest
         older: list[Deployment] = []

@@ -239,3 +239,22 @@ def test_heads_and_deployments_in_one_read_each(ledger):
     assert heads["web"].open == {"d-1"} and heads["api"].open == {"d-2"}
     assert heads["none"].open == set() and heads["none"].version == 0
     assert [d.id for d in ledger.get_many(["d-2", "d-1", "d-9"])] == ["d-1", "d-2"]
+
+
+def test_the_head_keeps_the_last_success_for_the_next_self_review(ledger):
+    """What the service runs (its last SUCCEEDED deployment and commit) is on the head item, so a
+    push learns the base of its author check from the read that decides it; unknown until then."""
+    assert ledger.head("web").deployed is None
+    one = make("d-1", state=State.DEPLOYING)
+    one.commit = "abc123d"
+    ledger.create(one, "k1")
+    one = ledger.get("d-1")
+    one.transition(State.SUCCEEDED, "rolled out", a_time())
+    ledger.save(one)
+    assert ledger.head("web").deployed == {"id": "d-1", "commit": "abc123d"}
+    two = make("d-2", state=State.DEPLOYING)
+    ledger.create(two, "k2")
+    two = ledger.get("d-2")
+    two.transition(State.FAILED, "boom", a_time())
+    ledger.save(two)
+    assert ledger.head("web").deployed == {"id": "d-1", "commit": "abc123d"}
