@@ -89,6 +89,7 @@ class Deployment:
     migration: dict | None = None
     migration_events: list[str] = dataclasses.field(default_factory=list)
     ecs_deployment_id: str | None = None
+    rollout_started_at: str | None = None  # UpdateService's answer: rollout timeout's start
     approvals: list[dict] = dataclasses.field(default_factory=list)
     used_tokens: list[str] = dataclasses.field(default_factory=list)
     updated_at: str | None = None

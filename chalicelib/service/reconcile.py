@@ -161,7 +161,10 @@ def _check_rollout(deps: Deps, dep: Deployment, svc) -> str | None:
     reason = ours[0].get("rolloutStateReason") or "found by the reconciler"
     events = {"COMPLETED": "SERVICE_DEPLOYMENT_COMPLETED", "FAILED": "SERVICE_DEPLOYMENT_FAILED"}
     if state not in events:
-        since = parse_iso(dep.state_since or dep.updated_at or dep.created_at)
+        # From the rollout's start, not DEPLOYING's: an UpdateService that succeeds on a late
+        # attempt (after throttles) starts a rollout that has all its time still ahead of it.
+        since = parse_iso(dep.rollout_started_at or dep.state_since or dep.updated_at
+                          or dep.created_at)
         if (deps.clock() - since).total_seconds() > svc.rollout_timeout_minutes * 60:
             finish(deps, dep.id, State.FAILED, f"the rollout did not settle within "
                    f"{svc.rollout_timeout_minutes:g} minutes (ECS says {state}); the service "

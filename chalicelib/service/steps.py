@@ -202,7 +202,7 @@ def _update_service(deps: Deps, dep: Deployment, step: str) -> tuple[Deployment,
                                      **verify.rollout_options(deps, dep))
 
     def apply(d: Deployment) -> tuple[str, ...]:
-        d.ecs_deployment_id = ecs_id
+        d.ecs_deployment_id, d.rollout_started_at = ecs_id, iso(deps.clock())
         d.log(f"service {svc.service} updated to {d.task_definition_arn.rsplit('/', 1)[-1]}"
               f" (ECS deployment {ecs_id})", deps.clock())
         d.changes.append("ROLLOUT_STARTED")

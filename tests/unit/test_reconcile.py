@@ -103,3 +103,33 @@ def test_a_step_ecs_keeps_refusing_fails_instead_of_retrying_forever(world):
     dep = world.load(dep.id)
     assert dep.state is State.FAILED and dep.reason.startswith("RunTask")
     assert "ECS's last error: Rate exceeded" in dep.reason
+
+
+def test_a_rollout_started_late_gets_its_whole_timeout(world):
+    """UpdateService throttled for longer than the rollout timeout, then answered: the rollout's
+    time counts from UpdateService's answer, not from when the migration ended (the reconciler
+    once failed such a rollout at once, and ECS then completed it under a FAILED deployment)."""
+    from chalicelib.adapters.errors import AwsError
+
+    dep = push(world)
+    approve(world, dep)
+    real = world.ecs.update_service
+
+    def throttled(*args, **kwargs):
+        raise AwsError("Rate exceeded", code="ThrottlingException")
+
+    world.ecs.update_service = throttled
+    with pytest.raises(AwsError):
+        pipeline.migration_stopped(world, stopped(world.load(dep.id)))
+    limit = world.config.service(WEB).rollout_timeout_minutes
+    for _ in range(3):  # attempts 2-4, further apart than the whole rollout timeout
+        world.clock.now += timedelta(minutes=limit)
+        reconcile.reconcile(world)
+    world.ecs.update_service = real
+    world.clock.now += timedelta(minutes=limit)
+    assert reconcile.reconcile(world) == {dep.id: "advanced"}
+    assert world.load(dep.id).state is State.DEPLOYING and world.load(dep.id).ecs_deployment_id
+    world.clock.now += timedelta(minutes=limit - 1)
+    assert reconcile.reconcile(world) == {}  # still within its own timeout: not failed
+    world.clock.now += timedelta(minutes=2)
+    assert reconcile.reconcile(world)[dep.id] == "failed: rollout timed out"
