@@ -15,6 +15,7 @@ from tests.e2e.helpers import FINISHED, Devstack, release
 
 SERVICE, CLUSTER = "better-chatbot", "production-cluster"
 GIVE_UP_SECONDS = 2 * 3600  # past every give-up, claim, migration and rollout timeout of the config
+CLAIM_SECONDS = 120  # a worker's claim on an ECS step (chalicelib/service/deps.py Settings)
 STEP_WORDS = {  # what a FAILED reason must name for the step that met the fault
     "RegisterTaskDefinition": ("registertaskdefinition", "register"),
     "RunTask": ("runtask", "migration"),
@@ -149,6 +150,18 @@ def _wait_end(stack: Watched, dep_id: str, timeout: float, nudge: bool = False) 
     return dep
 
 
+def _until_given_up(stack: Watched, dep_id: str, rounds: int = 12) -> None:
+    """An ECS step throttled *for good*: the fault stays while the reconciler takes the step
+    over, attempt after attempt (each past the previous claim), until Slipway gives up on it.
+    (Clearing the fault after a fixed number of tries made the cell end either way, by timing.)"""
+    for _ in range(rounds):
+        if (_get(stack, f"/deployments/{dep_id}") or {}).get("state") in FINISHED:
+            return
+        stack.advance_clock(CLAIM_SECONDS + 10)
+        stack.post_json("/_devstack/reconcile", {})
+        time.sleep(0.2)
+
+
 def run(stack: Watched, cell: Cell, last_good_image: str) -> tuple[Outcome, str]:
     """One cell: deploy through the fault, then judge. Returns the outcome and the image the
     service should now run (this deployment's if it succeeded, else the last good one)."""
@@ -177,6 +190,8 @@ def run(stack: Watched, cell: Cell, last_good_image: str) -> tuple[Outcome, str]
             stack.advance_clock(GIVE_UP_SECONDS if forever else 180)  # past the claim/give-up
             for _ in range(3):
                 stack.post_json("/_devstack/reconcile", {})
+            if forever and cell.operation in STEP_WORDS:
+                _until_given_up(stack, dep["id"])
             time.sleep(1.0)
         out.fired = sum(f["fired"] for f in stack.faults()["faults"])
         stack.clear_faults()
@@ -204,11 +219,17 @@ def judge(stack: Watched, cell: Cell, dep_id: str, digest: str, end: dict, out: 
         words = STEP_WORDS.get(cell.operation, ANY_STEP)
         if not any(w in reason for w in words):
             out.problems.append(f"FAILED without naming the step: {end.get('reason')!r}")
+        elif cell.fault()["times"] is None and cell.operation in STEP_WORDS and not (
+                "ecs's last error" in reason and "rate exceeded" in reason):
+            out.problems.append(f"FAILED without ECS's last error: {end.get('reason')!r}")
     else:
         out.problems.append(f"ended {state}: {(end.get('timeline') or [{}])[-1].get('note')}")
+    if cell.fault()["times"] is None and cell.operation in STEP_WORDS and state != "FAILED":
+        out.problems.append(f"{cell.operation} throttled for good, yet {state}")
     tasks = tasks_for(stack, dep_id)
-    if len(tasks) > 1 or (state == "SUCCEEDED" and len(tasks) != 1):
-        out.problems.append(f"{len(tasks)} migration tasks ran")
+    started = (end.get("migration") or {}).get("task_arn")
+    if len(tasks) > 1 or ((state == "SUCCEEDED" or started) and tasks != {started}):
+        out.problems.append(f"{len(tasks)} migration tasks ran (the ledger knows {started})")
     status = _get(stack, f"/services/{SERVICE}") or {}
     if status.get("busy_with") == dep_id:
         out.problems.append("the service is still locked by the finished deployment")
