@@ -1,4 +1,9 @@
-"""Slipway's Lambda functions and REST API: wiring only. Everything else lives in chalicelib/."""
+"""Slipway's Lambda functions and REST API: wiring only. Everything else lives in chalicelib/.
+
+Every function imports this module on its cold start, so it imports only what they all need; each
+handler imports its own service module, and the routes import their pages and services on the
+first request (entrypoints/lazy.py).
+"""
 from __future__ import annotations
 
 import os
@@ -11,8 +16,6 @@ from chalicelib.entrypoints import routes, slack_routes
 from chalicelib.entrypoints.events import handle_event
 from chalicelib.entrypoints.http import contract_error, secured
 from chalicelib.entrypoints.lambda_logs import with_lambda_context
-from chalicelib.service import (dora, intake, pipeline, prune, reconcile as reconciler,
-                                verify)
 
 app = Chalice(app_name="slipway", configure_logs=False)  # powertools' Logger formats the logs
 logger = Logger(service="slipway")
@@ -33,17 +36,23 @@ def contract_errors(event, get_response):
 def on_image_pushed(event):
     # No powertools idempotency record: the ledger's dedupe key (service, digest) already makes a
     # redelivery a one-read no-op, and a failed attempt leaves nothing that could swallow a retry.
+    from chalicelib.service import intake
+
     return handle_event("ecr-push", intake.on_image_pushed, event)
 
 
 @app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
                   "detail": {"lastStatus": ["STOPPED"], "startedBy": [{"prefix": "slipway/"}]}})
 def on_task_state_change(event):
+    from chalicelib.service import pipeline
+
     return handle_event("task-stopped", pipeline.on_task_state_change, event)
 
 
 @app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]})
 def on_deployment_state_change(event):
+    from chalicelib.service import pipeline, prune
+
     bootstrap.deps().remaining_ms = _remaining(event)  # pruning stops before the Lambda times out
     return handle_event(
         "rollout", lambda deps, raw: pipeline.on_deployment_state_change(
@@ -54,17 +63,23 @@ def on_deployment_state_change(event):
                   "detail": {"state": {"value": ["ALARM"]}}})
 def on_alarm_state_change(event):
     """The bake's gate: a [service.verify] alarm in ALARM rolls the baking release back."""
+    from chalicelib.service import verify
+
     return handle_event("alarm", verify.on_alarm_state_change, event)
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def dora_metrics(event):
     """Each service's DORA figures as EMF metrics (the dashboard's source), once an hour."""
+    from chalicelib.service import dora
+
     return dora.emit_hourly(bootstrap.deps())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def reconcile(event):
+    from chalicelib.service import reconcile as reconciler
+
     deps = bootstrap.deps()
     deps.remaining_ms = _remaining(event)
     return reconciler.reconcile(deps)
@@ -74,6 +89,8 @@ def reconcile(event):
 @app.on_sqs_message(queue=os.environ.get("SLIPWAY_WORK_QUEUE", "slipway-work"), batch_size=1)
 def work(event):
     """The asynchronous worker: does the ECS step a deployment waits for (see adapters/queue.py)."""
+    from chalicelib.service import pipeline
+
     for record in event:
         handle_event("work", pipeline.work_message, record.body)
 

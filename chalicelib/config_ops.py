@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Iterable
-from zoneinfo import ZoneInfoNotFoundError
 
 from chalicelib.domain.freeze import DAYS, UTC, Window, zone
 from chalicelib.errors import ConfigError
@@ -97,6 +96,8 @@ def _window(label: str, index: int, table: dict, names: set[str]) -> Window:
     if strangers:
         raise ConfigError(f"{label}: key 'services': no service named {strangers[0]!r}")
     tz_name = table.get("timezone", "UTC")
+    from zoneinfo import ZoneInfoNotFoundError  # here: a file without freezes never loads zoneinfo
+
     try:
         if not isinstance(tz_name, str) or not tz_name:
             raise ValueError

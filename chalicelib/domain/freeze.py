@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from typing import Callable, Iterable
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 UTC = timezone.utc
@@ -103,6 +105,8 @@ class Window:
 
 @lru_cache(maxsize=64)
 def zone(name: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo  # only with freeze windows: not on every cold start
+
     return ZoneInfo(name)
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import time
 from pathlib import Path
 
 from chalicelib import config as config_mod
@@ -33,17 +35,24 @@ def config_path() -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
-@functools.lru_cache(maxsize=None)
-def _secrets_provider():
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
+SECRET_MAX_AGE_S = 300.0  # a rotated secret is in use within 5 minutes (docs/security.md)
+_secrets: dict[str, tuple[float, dict]] = {}  # secret id → (read at, value): one read per 5 min
 
 
 def load_secret(secret_id: str) -> dict:
-    """The Secrets Manager JSON (cached by powertools for 5 minutes); never logged."""
-    value = _secrets_provider().get(secret_id, transform="json", max_age=300)
-    missing = {"link_signing_key", "slack_signing_secret"} - set(value or {})
+    """The Secrets Manager JSON, kept for 5 minutes; never logged. (One GetSecretValue, as
+    powertools' SecretsProvider would make, without importing its five providers at cold start.)"""
+    read_at, value = _secrets.get(secret_id, (float("-inf"), {}))
+    if time.monotonic() - read_at >= SECRET_MAX_AGE_S:
+        answer = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        try:
+            value = json.loads(answer.get("SecretString") or "")
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ConfigError(f"secret {secret_id} is not a JSON object")
+        _secrets[secret_id] = (time.monotonic(), value)
+    missing = {"link_signing_key", "slack_signing_secret"} - set(value)
     if missing:
         raise ConfigError(f"secret {secret_id} lacks {sorted(missing)}")
     links.check_key(str(value["link_signing_key"]).encode())  # short keys make forgeable links
@@ -85,11 +94,5 @@ def deps() -> Deps:
 def reset() -> None:
     """Forget everything built (tests and the devstack change the environment)."""
     deps.cache_clear()
-    _secrets_provider.cache_clear()
+    _secrets.clear()
     aws.reset()
-    try:
-        from aws_lambda_powertools.utilities import parameters
-
-        parameters.clear_caches()
-    except ImportError:
-        pass

@@ -13,18 +13,27 @@ from urllib.parse import quote
 
 from chalice import Chalice, Response
 
-from chalicelib.domain import approval
 from chalicelib.domain.model import State
-from chalicelib.entrypoints import bootstrap, pages
-from chalicelib.entrypoints.deployment_page import deployment_error_page, deployment_page
-from chalicelib.entrypoints.service_page import service_page
+from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints.http import (error_status, form, html_response, int_param, json_body,
                                          json_errors, json_response)
+from chalicelib.entrypoints.lazy import LazyModule
 from chalicelib.errors import BadRequest, Conflict, Forbidden
-from chalicelib.service import (decisions, dora, freezes, promote as promotions, queries,
-                                rollback as rollbacks)
 from chalicelib.service.deps import Deps
-from chalicelib.service.views import deployment_json
+
+# What the handlers call, imported by the first request that needs it (entrypoints/lazy.py): every
+# Lambda function imports this module to register the routes, few of them serve a request.
+approval = LazyModule("chalicelib.domain.approval")
+pages = LazyModule("chalicelib.entrypoints.pages")
+deployment_pages = LazyModule("chalicelib.entrypoints.deployment_page")
+service_pages = LazyModule("chalicelib.entrypoints.service_page")
+decisions = LazyModule("chalicelib.service.decisions")
+dora = LazyModule("chalicelib.service.dora")
+freezes = LazyModule("chalicelib.service.freezes")
+promotions = LazyModule("chalicelib.service.promote")
+queries = LazyModule("chalicelib.service.queries")
+rollbacks = LazyModule("chalicelib.service.rollback")
+views = LazyModule("chalicelib.service.views")
 
 FORM = ["application/x-www-form-urlencoded"]
 
@@ -82,10 +91,11 @@ def _deployment_as_html(dep_id: str, token: str | None = None) -> Response:
                                 code="no_view_token")
             decisions.verify_view(deps, dep_id, token)
         links = _page_links(deps, "../" if token is not None else "./")
-        return html_response(deployment_page(queries.get_deployment(deps, dep_id), links))
+        dep = queries.get_deployment(deps, dep_id)
+        return html_response(deployment_pages.deployment_page(dep, links))
     except Exception as exc:
         status, _, message = error_status(exc)
-        return html_response(deployment_error_page(status, message), status)
+        return html_response(deployment_pages.deployment_error_page(status, message), status)
 
 
 def _service_status(name: str, days: str | None) -> dict:
@@ -100,17 +110,18 @@ def _service_as_json(name: str, days: str | None) -> Response:
 
 def _service_as_html(name: str, days: str | None) -> Response:
     try:
-        return html_response(service_page(_service_status(name, days), bootstrap.deps().clock()))
+        summary = _service_status(name, days)
+        return html_response(service_pages.service_page(summary, bootstrap.deps().clock()))
     except Exception as exc:
         status, _, message = error_status(exc)
-        return html_response(deployment_error_page(status, message), status)
+        return html_response(deployment_pages.deployment_error_page(status, message), status)
 
 
 def _undecidable(deps: Deps, dep_id: str, claims) -> tuple[dict, Response | None]:
     """The deployment's view, and the 409 page when this link cannot decide it (same on GET and
     POST): link already used, deployment no longer pending, or its request expired."""
     dep = deps.load(dep_id)
-    view = deployment_json(dep, deps.config.service(dep.service))
+    view = views.deployment_json(dep, deps.config.service(dep.service))
     links = _page_links(deps, pages.FROM_APPROVAL)
     if claims.nonce in dep.used_tokens:
         return view, html_response(pages.settled_page(view, used=True, links=links), 409)
@@ -226,7 +237,7 @@ def register(app: Chalice, iam_authorizer) -> None:
         to, reason, force = rollback_request(json_body(request.raw_body))
         deps = bootstrap.deps()
         dep = rollbacks.rollback(deps, name, to, reason, caller(request), force=force)
-        return json_response(deployment_json(dep, deps.config.service(dep.service)), 202)
+        return json_response(views.deployment_json(dep, deps.config.service(dep.service)), 202)
 
     @app.route("/services/{name}/promote", methods=["POST"], authorizer=iam_authorizer,
                content_types=["application/json", "application/x-www-form-urlencoded"])
@@ -236,7 +247,7 @@ def register(app: Chalice, iam_authorizer) -> None:
         source = promote_request(json_body(app.current_request.raw_body))
         deps = bootstrap.deps()
         dep = promotions.propose(deps, name, source)
-        return json_response(deployment_json(dep, deps.config.service(dep.service)), 201)
+        return json_response(views.deployment_json(dep, deps.config.service(dep.service)), 201)
 
     @app.route("/approvals/{dep_id}", methods=["GET"])
     def approval_page(dep_id):
@@ -273,7 +284,7 @@ def register(app: Chalice, iam_authorizer) -> None:
                 deps, dep_id, identity=claims.identity, via="link", decision=decision,
                 comment=comment, link_nonce=claims.nonce,
                 break_glass=fields.get("break_glass", "")[:freezes.REASON_LIMIT])
-            view = deployment_json(outcome.deployment,
+            view = views.deployment_json(outcome.deployment,
                                    deps.config.service(outcome.deployment.service))
             return html_response(pages.result_page(
                 outcome.message.split(".")[0], outcome.message, view,

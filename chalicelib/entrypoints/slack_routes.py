@@ -33,9 +33,11 @@ from chalicelib.adapters.queue import DeferredNotifier
 from chalicelib.adapters.slack_message import ACTION_APPROVE, ACTION_REJECT
 from chalicelib.entrypoints import bootstrap
 from chalicelib.entrypoints.http import error_status, form, json_response
+from chalicelib.entrypoints.lazy import LazyModule
 from chalicelib.errors import BadRequest, SlipwayError
-from chalicelib.service import decisions
 from chalicelib.service.deps import Deps
+
+decisions = LazyModule("chalicelib.service.decisions")  # imported by the first Slack request
 
 log = logging.getLogger("slipway.slack")
 FORM = ["application/x-www-form-urlencoded"]

@@ -73,3 +73,26 @@ def test_importing_the_app_does_not_import_slack_sdk():
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: What only some functions use, so ``import app`` (every function's cold start) must not load it:
+#: the pages, the route-only services, the handlers' own service modules, and the libraries they
+#: bring (statistics for DORA, zoneinfo for freeze windows, powertools' parameter providers).
+NOT_AT_IMPORT = (
+    "chalicelib.entrypoints.pages", "chalicelib.entrypoints.deployment_page",
+    "chalicelib.entrypoints.service_page", "chalicelib.entrypoints.charts",
+    "chalicelib.service.decisions", "chalicelib.service.dora", "chalicelib.service.queries",
+    "chalicelib.service.rollback", "chalicelib.service.views", "chalicelib.service.intake",
+    "chalicelib.service.pipeline", "chalicelib.service.prune", "chalicelib.service.reconcile",
+    "chalicelib.service.verify", "statistics", "zoneinfo", "asyncio",
+    "aws_lambda_powertools.utilities.parameters", "aws_lambda_powertools.utilities.idempotency",
+)
+
+
+def test_importing_the_app_loads_none_of_what_only_some_functions_use():
+    probe = "import sys, app; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=True)
+    loaded = set(out.stdout.split())
+    assert "app" in loaded and "chalicelib.entrypoints.routes" in loaded  # the probe worked
+    assert sorted(loaded & set(NOT_AT_IMPORT)) == []
