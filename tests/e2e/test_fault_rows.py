@@ -2,7 +2,7 @@
 
 GIVEN the session's devstack, WHEN the fault of one row is injected into the app's own AWS calls
 (through /_devstack/faults) or the events arrive as the row says, THEN the right-hand column of the
-table holds, judged through the HTTP API and boto3 as a user would see it. (Rows 4, 5 and 8 are
+table holds, judged through the HTTP API and boto3 as a user would see it. (Rows 4 and 5 are
 cells of the fault matrix; row 9 is the HTTP fuzz.)
 """
 from __future__ import annotations
@@ -165,3 +165,48 @@ def test_row_7_a_throttled_approval_write_is_a_503_and_changes_nothing(devstack)
     assert decide(devstack, link) == 409
     assert devstack.wait_finished(dep["id"])["state"] == "SUCCEEDED"
 
+
+
+def surplus_revisions(devstack, count: int) -> list[str]:
+    """``count`` more ACTIVE revisions of the service's family (older builds, registered as CI's
+    earlier deployments would have left them), so a success has something to prune."""
+    ecs = devstack.aws("ecs")
+    arn = devstack.service()["taskDefinition"]
+    taskdef = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    keys = ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu",
+            "memory", "executionRoleArn", "taskRoleArn")
+    body = {k: taskdef[k] for k in keys if taskdef.get(k)}
+    return [ecs.register_task_definition(**body)["taskDefinition"]["taskDefinitionArn"]
+            for _ in range(count)]
+
+
+def active(devstack, arns: list[str]) -> list[str]:
+    ecs = devstack.aws("ecs")
+    return [a for a in arns
+            if ecs.describe_task_definition(taskDefinition=a)["taskDefinition"]["status"] == "ACTIVE"]
+
+
+def test_row_8_pruning_throttled_is_owed_and_resumes_once_ecs_answers(devstack):
+    """DescribeServices (pruning's first call) throttled while the rollout completes: the
+    deployment still SUCCEEDS, nothing is pruned while ECS throttles (the pruning is owed, not
+    dropped), and once ECS answers the next event retry or reconcile prunes the old revisions,
+    keeping the newest ones and the one in service."""
+    keep = 5  # [service.prune] keep of better-chatbot (ecs/production/services.toml)
+    old = surplus_revisions(devstack, keep + 3)
+    dep, link = waiting(devstack, devstack.push(SERVICE, *release()))
+    devstack.fault("ecs", "DescribeServices", "throttle", times=None)
+    assert decide(devstack, link) == 200
+    assert eventually(lambda: state(devstack, dep["id"])["state"] == "SUCCEEDED"), \
+        state(devstack, dep["id"])["timeline"]
+    time.sleep(1.0)  # the event's retries and a reconcile or two meet the throttle too
+    fired = sum(f["fired"] for f in devstack.faults()["faults"])
+    assert fired >= 1 and active(devstack, old) == old, "pruned although ECS throttled"
+    devstack.clear_faults()
+    reconcile = lambda: devstack.post_json("/_devstack/reconcile", {})  # noqa: E731
+    assert eventually(lambda: len(active(devstack, old)) < len(old), nudge=reconcile), \
+        "the owed pruning never resumed"
+    running = devstack.service()["taskDefinition"]
+    assert running.endswith(state(devstack, dep["id"])["task_definition_arn"].rsplit("/", 1)[-1])
+    assert active(devstack, [running]) == [running]
+    assert active(devstack, old[-(keep - 1):]) == old[-(keep - 1):]  # the newest ones stay
+    assert active(devstack, old[:3]) == []  # the oldest ones are gone
