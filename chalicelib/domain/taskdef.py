@@ -5,6 +5,7 @@ and describe the change as data for Slack, the pages and the API, secrets redact
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from typing import Any
@@ -104,16 +105,19 @@ def _show(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-#: Text that names a secret and gives its value (``DB_PASSWORD=…``, ``"api_key": "…"``), credentials
-#: inside URLs, bearer tokens and AWS access key ids.
-_SECRET_TEXT = (
-    (re.compile(r"(?i)(\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|"
-                r"private[_-]?key|credentials?)[\w.-]*\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;]+)"),
-     r"\1" + REDACTED),
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + REDACTED + "@"),
-    (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-)
+@functools.cache
+def _secret_text() -> tuple:
+    """Text that names a secret and gives its value (``DB_PASSWORD=…``, ``"api_key": "…"``),
+    credentials inside URLs, bearer tokens and AWS access key ids. Compiled on first use (~2 ms):
+    only log lines need it, not every cold start."""
+    return (
+        (re.compile(r"(?i)(\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|"
+                    r"private[_-]?key|credentials?)[\w.-]*\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|"
+                    r"[^\s,;]+)"), r"\1" + REDACTED),
+        (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + REDACTED + "@"),
+        (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
+        (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
+    )
 
 
 def redact_text(text: str, body: dict | None = None) -> str:
@@ -122,7 +126,7 @@ def redact_text(text: str, body: dict | None = None) -> str:
     credential."""
     for value in sorted(_secret_values(body or {}), key=len, reverse=True):
         text = text.replace(value, REDACTED)
-    for pattern, replacement in _SECRET_TEXT:
+    for pattern, replacement in _secret_text():
         text = pattern.sub(replacement, text)
     return redact.scrub(text)
 
