@@ -2,6 +2,8 @@
 
     python -m bench._cold_child slipway JOB.json OUT.json   import app, handle job["event"]
     python -m bench._cold_child bare    JOB.json OUT.json   import boto3, replay job["calls"]
+    python -m bench._cold_child libraries JOB.json OUT.json  the same after importing powertools,
+                                                             Chalice and slack_sdk too
 
 ``slipway`` is what Lambda does on a cold start: import ``app`` (dependencies are built from the
 environment on the first event) and call ``app.on_image_pushed(event, context)``. It records every
@@ -44,12 +46,16 @@ def slipway(job: dict) -> dict:
     return out
 
 
-def bare(job: dict) -> dict:
+def bare(job: dict, libraries: bool = False) -> dict:
     t0 = time.perf_counter()
     import boto3
     from botocore import xform_name
     from botocore.exceptions import ClientError
 
+    if libraries:  # what Slipway imports besides boto3 (the Slack client, only when it posts)
+        import aws_lambda_powertools
+        import chalice
+        import slack_sdk
     t1 = time.perf_counter()
     clients, errors = {}, []
     for service, operation, params in job["calls"]:
@@ -103,7 +109,7 @@ def main(argv: list[str]) -> int:
     mode, job_path, out_path = argv
     with open(job_path) as f:
         job = json.load(f)
-    out = slipway(job) if mode == "slipway" else bare(job)
+    out = slipway(job) if mode == "slipway" else bare(job, libraries=mode == "libraries")
     out["maxrss_mb"] = peak_rss_mb()
     with open(out_path, "w") as f:
         json.dump(out, f)

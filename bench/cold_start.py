@@ -9,6 +9,10 @@ bench/world.py (tables emptied between children, so each meets the same state):
   ``app.on_image_pushed(event, context)`` for a new image's first tag (dependencies from the
   environment, as in Lambda; Slack and GitHub are told, as in production);
 * ``bare``: ``python -m bench._cold_child bare`` imports boto3 and replays exactly those AWS calls;
+* ``libraries``: the same replay after importing what Slipway is built on besides boto3
+  (powertools, Chalice, slack_sdk): what any Slipway on these libraries pays before a line of its
+  own code runs, and so what stands between Slipway and the ≤ 1.1× budget that no code of ours
+  can remove (not a budget itself, reported beside it);
 * ``ecs-deploy``: bench/_peer_child.py ``first`` in the bench venv: import ``ecs_deploy`` and make
   its first call (its client, DescribeServices), what ``ecs deploy`` does before anything else.
 
@@ -37,7 +41,7 @@ BUDGET = 1.1  # × bare boto3
 MEMORY_MB = 256
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "better-chatbot"
-MODES = ("slipway", "bare", "ecs-deploy")
+MODES = ("slipway", "bare", "libraries", "ecs-deploy")
 
 
 def run() -> list[Result]:
@@ -68,7 +72,7 @@ def precompile() -> None:
 def _round(world, tmp: Path, i: int, peer_python: Path) -> dict:
     from bench import peer
 
-    order = MODES[i % 3:] + MODES[:i % 3]
+    order = MODES[i % len(MODES):] + MODES[:i % len(MODES)]
     out: dict = {}
     calls = None
     for mode in order:
@@ -77,11 +81,11 @@ def _round(world, tmp: Path, i: int, peer_python: Path) -> dict:
             out["slipway"] = _child(world.env, tmp, [sys.executable, "-m", "bench._cold_child",
                                                      "slipway"], {"event": event})
             calls = out["slipway"]["calls"]
-        elif mode == "bare":
-            if calls is None:  # bare before Slipway this round: the previous round's calls
+        elif mode in ("bare", "libraries"):
+            if calls is None:  # before Slipway this round: the previous round's calls
                 calls = getattr(world, "last_calls")
-            out["bare"] = _child(world.env, tmp, [sys.executable, "-m", "bench._cold_child",
-                                                  "bare"], {"calls": calls})
+            out[mode] = _child(world.env, tmp, [sys.executable, "-m", "bench._cold_child",
+                                                mode], {"calls": calls})
         else:
             out["ecs-deploy"] = _child(peer.child_env(world), tmp, [
                 str(peer_python), str(ROOT / "bench" / "_peer_child.py"), "first"],
@@ -149,9 +153,14 @@ def _results(rounds: list[dict]) -> list[Result]:
             f"CPU {_ms(cpu[m])}; rounds {[_ms(v) for v in ready[m]]}")
     table = {}
     for key, label in (("ready_s", "ready"), ("cpu_s", "CPU")):
-        for a, b in (("slipway", "bare"), ("slipway", "ecs-deploy"), ("ecs-deploy", "bare")):
+        for a, b in (("slipway", "bare"), ("slipway", "ecs-deploy"), ("ecs-deploy", "bare"),
+                     ("libraries", "bare")):
             table[(key, a, b)] = values = _ratios(rounds, key, a, b)
             say(f"{label:<5} {a} / {b}: {_spread(values)}")
+    say(f"in the way of ≤ {BUDGET}× (CPU): the libraries alone (powertools, Chalice, slack_sdk "
+        f"imported, the same calls replayed) cost {_ms(cpu['libraries'] - cpu['bare'])} over "
+        f"bare; Slipway's own code (its modules, the Slack and GitHub requests) "
+        f"{_ms(cpu['slipway'] - cpu['libraries'])} more")
     first = rounds[0]["slipway"]
     say(f"Slipway's handler answered {first['result']}; AWS calls replayed by bare: "
         f"{len(first['calls'])} ({', '.join(sorted({c[1] for c in first['calls']}))})")
