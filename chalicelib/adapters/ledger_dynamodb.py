@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.ledger_retry import call, cancel_reasons
 from chalicelib.adapters.tables import BY_SERVICE, BY_TIME
-from chalicelib.domain.model import Deployment, Head, State, order_fields
+from chalicelib.domain.model import Deployment, Head, State, marks, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
 
 ANY = object()  # create(..., expect_head=ANY): do not check the head's version
@@ -62,19 +62,36 @@ class DynamoLedger:
 
     def _head_update(self, dep: Deployment, *, opened: Iterable[str] = (),
                      closed: Iterable[str] = (), expect: Any = ANY, newest: bool = False,
-                     prune: str | None = None) -> dict | None:
-        """The change ``dep``'s write makes to its service's head item, or None. Each unfinished
-        deployment is its own attribute (``o_<id>``), so one write can add one and drop others."""
-        sets, removes, conditions = ["hv = if_not_exists(hv, :zero) + :one"], [], []
+                     prune: str | None = None, others: Iterable[Deployment] = ()) -> dict | None:
+        """The change ``dep``'s write (and ``others``' in the same transaction) makes to its
+        service's head item. Each unfinished deployment is its own attribute ``o_<id>`` holding
+        what the reconciler decides on (``marks``); ``n_<id>`` marks one with notifications
+        pending, ``r_<id>`` one owed its automatic rollback. Only changes to the set of
+        unfinished deployments, the lock, the newest image and what is owed bump ``hv``."""
+        sets, removes, conditions, bump = [], [], [], False
         names: dict = {}
-        values: dict = {":zero": {"N": "0"}, ":one": {"N": "1"}}
-        for n, dep_id in enumerate(opened):
-            names[f"#o{n}"] = f"o_{dep_id}"
-            sets.append(f"#o{n} = :t")
-            values[":t"] = {"BOOL": True}
+        values: dict = {}
         for n, dep_id in enumerate(closed):
             names[f"#c{n}"] = f"o_{dep_id}"
             removes.append(f"#c{n}")
+            bump = True
+        for n, one in enumerate([dep, *others]):
+            info, notify, rollback = marks(one)
+            if info is not None:
+                names[f"#o{n}"], values[f":o{n}"] = f"o_{one.id}", _s(json.dumps(info))
+                sets.append(f"#o{n} = :o{n}")
+                bump = bump or one.id in opened
+            names[f"#n{n}"] = f"n_{one.id}"
+            if notify:
+                sets.append(f"#n{n} = :t")
+                values[":t"] = {"BOOL": True}
+            else:
+                removes.append(f"#n{n}")
+            if rollback:
+                names[f"#r{n}"] = f"r_{one.id}"
+                sets.append(f"#r{n} = :t")
+                values[":t"] = {"BOOL": True}
+                bump = True
         lock = dep.busy or dep.releases_lock
         if dep.busy:
             sets.append("#lock = :d")
@@ -84,29 +101,36 @@ class DynamoLedger:
             names["#lock"] = "lock"
             values[":d"] = _s(dep.id)
             conditions.append("(attribute_not_exists(#lock) OR #lock = :d)")
+            bump = True
         if newest:
             sets.append("newest = :newest")
             values[":newest"] = _s(json.dumps(order_fields(dep), sort_keys=True))
+            bump = True
         if dep.finishes and dep.state is State.SUCCEEDED:  # what the service runs now
             sets.append("#deployed = :deployed")
             names["#deployed"] = "deployed"
             values[":deployed"] = _s(json.dumps({"id": dep.id, "commit": dep.commit}))
+            bump = True
         if prune:
             sets.append("#p = :family")
             names["#p"] = f"prune_{prune}"
             values[":family"] = _s(prune)
-        if len(sets) == 1 and not removes and expect is ANY:
-            return None
+            bump = True
+        if bump or expect is not ANY:
+            sets.append("hv = if_not_exists(hv, :zero) + :one")
+            values.update({":zero": {"N": "0"}, ":one": {"N": "1"}})
         if expect is not ANY:
             values[":hv"] = {"N": str(expect)}
             conditions.append("hv = :hv" if expect else "attribute_not_exists(hv)")
             if not expect:
                 values.pop(":hv")
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        expression = " ".join(part for part in (
+            "SET " + ", ".join(sets) if sets else "",
+            "REMOVE " + ", ".join(removes) if removes else "") if part)
         update = {"TableName": self._table, "Key": {"pk": _s(f"svc#{dep.service}")},
-                  "UpdateExpression": expression, "ExpressionAttributeValues": values}
-        if names:
-            update["ExpressionAttributeNames"] = names
+                  "UpdateExpression": expression, "ExpressionAttributeNames": names}
+        if values:
+            update["ExpressionAttributeValues"] = values
         if conditions:
             update["ConditionExpression"] = " AND ".join(conditions)
         return {"Update": update, "_lock": lock}
@@ -153,7 +177,7 @@ class DynamoLedger:
         items += [self._versioned_put(other) for other in others]
         head = self._head_update(dep, opened=() if dep.state.terminal else (dep.id,),
                                  closed=[o.id for o in others if o.finishes],
-                                 expect=expect_head, newest=newest)
+                                 expect=expect_head, newest=newest, others=others)
         try:
             self._write(dep, items, head)
         except ConcurrentUpdate:
@@ -214,6 +238,14 @@ class DynamoLedger:
         item = got.get("Item")
         return (item["dep"]["S"], sorted(item.get("tags", {}).get("SS", []))) if item else None
 
+    def seen_and_head(self, pointer: str, service: str) -> tuple[tuple[str, list[str]] | None,
+                                                                   Head]:
+        """``seen(pointer)`` and ``head(service)`` in one strongly consistent BatchGetItem."""
+        items = self._batch_get([pointer, f"svc#{service}"])
+        item = items.get(pointer)
+        seen = (item["dep"]["S"], sorted(item.get("tags", {}).get("SS", []))) if item else None
+        return seen, _head(service, items.get(f"svc#{service}") or {})
+
     def head(self, service: str) -> Head:
         return self.heads([service])[service]
 
@@ -246,6 +278,10 @@ class DynamoLedger:
         """The unfinished deployments of ``services``, from their head items (two strong reads)."""
         ids = [i for h in self.heads(services).values() for i in h.open]
         return [d for d in self.get_many(ids) if not d.state.terminal] if ids else []
+
+    def rollback_done(self, service: str, dep_id: str) -> None:
+        call(self._db.update_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
+             UpdateExpression="REMOVE #r", ExpressionAttributeNames={"#r": f"r_{dep_id}"})
 
     def prune_done(self, service: str, family: str) -> None:
         call(self._db.update_item, TableName=self._table, Key={"pk": _s(f"svc#{service}")},
@@ -293,7 +329,11 @@ def _head(service: str, item: dict) -> Head:
                 lock=item.get("lock", {}).get("S"), open={k[2:] for k in item if k.startswith("o_")},
                 newest=json.loads(item["newest"]["S"]) if "newest" in item else None,
                 prune={v["S"] for k, v in item.items() if k.startswith("prune_")},
-                deployed=json.loads(item["deployed"]["S"]) if "deployed" in item else None)
+                deployed=json.loads(item["deployed"]["S"]) if "deployed" in item else None,
+                info={k[2:]: json.loads(v["S"]) for k, v in item.items()
+                      if k.startswith("o_") and "S" in v},
+                notify={k[2:] for k in item if k.startswith("n_")},
+                rollbacks={k[2:] for k in item if k.startswith("r_")})
 
 
 def _bumped(dep: Deployment) -> Deployment:

@@ -5,7 +5,7 @@ import copy
 import threading
 from typing import Any, Iterable
 
-from chalicelib.domain.model import Deployment, Head, State, order_fields
+from chalicelib.domain.model import Deployment, Head, State, marks, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
 
 ANY = object()
@@ -28,8 +28,20 @@ class MemoryLedger:
             raise Conflict(f"{dep.service} is busy with deployment {holder}; "
                            "try again when it has finished", code="service_locked")
 
+    @staticmethod
+    def _mark(dep: Deployment, head: Head) -> bool:
+        info, notify, rollback = marks(dep)
+        if info is not None:
+            head.info[dep.id] = info
+        else:
+            head.info.pop(dep.id, None)
+        (head.notify.add if notify else head.notify.discard)(dep.id)
+        if rollback:
+            head.rollbacks.add(dep.id)
+        return rollback
+
     def _apply_head(self, dep: Deployment, head: Head) -> bool:
-        changed = False
+        changed = self._mark(dep, head)
         if dep.busy:
             head.lock, changed = dep.id, True
         if dep.finishes:
@@ -58,6 +70,7 @@ class MemoryLedger:
             dep.lock_version = 1
             self._pointers[key] = (dep.id, sorted(dep.tags))
             self._deps[dep.id] = copy.deepcopy(dep.to_item())
+            self._mark(dep, head)
             if not dep.state.terminal:
                 head.open.add(dep.id)
                 if dep.kind != "rollback":
@@ -67,6 +80,7 @@ class MemoryLedger:
             for other in others:
                 other.lock_version += 1
                 self._deps[other.id] = copy.deepcopy(other.to_item())
+                self._mark(other, head)
                 if other.finishes:
                     head.open.discard(other.id)
                 other.releases_lock = other.finishes = False
@@ -116,6 +130,10 @@ class MemoryLedger:
             seen = self._pointers.get(pointer)
             return (seen[0], list(seen[1])) if seen else None
 
+    def seen_and_head(self, pointer: str, service: str):
+        with self._mutex:
+            return self.seen(pointer), self.head(service)
+
     def head(self, service: str) -> Head:
         with self._mutex:
             return copy.deepcopy(self._head(service))
@@ -132,6 +150,10 @@ class MemoryLedger:
     def unfinished(self, services: Iterable[str]) -> list[Deployment]:
         ids = [i for h in self.heads(services).values() for i in h.open]
         return [d for d in self.get_many(ids) if not d.state.terminal]
+
+    def rollback_done(self, service: str, dep_id: str) -> None:
+        with self._mutex:
+            self._head(service).rollbacks.discard(dep_id)
 
     def prune_done(self, service: str, family: str) -> None:
         with self._mutex:

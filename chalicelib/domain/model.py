@@ -229,6 +229,22 @@ class Head:
     prune: set = dataclasses.field(default_factory=set)  # families owed a pruning pass
     # its last SUCCEEDED deployment {"id", "commit"}; {} none yet; None unknown (written before)
     deployed: dict | None = None
+    info: dict = dataclasses.field(default_factory=dict)  # unfinished id → marks(dep)[0]
+    notify: set = dataclasses.field(default_factory=set)  # ids with notifications pending
+    rollbacks: set = dataclasses.field(default_factory=set)  # ids owed an automatic rollback
+
+
+def marks(dep: Deployment) -> tuple[dict | None, bool, bool]:
+    """What the service's head item keeps of ``dep``, written with it: for an unfinished one,
+    what the reconciler decides on without reading it (state, since when, expiry, kind, approval
+    time); whether notifications are pending; whether its automatic rollback is owed (set by the
+    write that ends a bake ROLLED_BACK)."""
+    info = None if dep.state.terminal else {
+        "state": dep.state.value, "since": dep.state_since or dep.updated_at or dep.created_at,
+        "expires": dep.expires_at, "kind": dep.kind, "approved": dep.approved_at()}
+    rollback = dep.finishes and dep.state is State.ROLLED_BACK and \
+        bool((dep.verify or {}).get("rollback"))
+    return info, bool(dep.notifications.get("pending")), rollback
 
 
 def parse_iso(value: str) -> datetime:

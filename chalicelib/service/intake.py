@@ -6,7 +6,7 @@ import logging
 
 from chalicelib.config import ServiceConfig
 from chalicelib.domain import approval, taskdef
-from chalicelib.domain.model import Deployment, State, iso, new_id, push_order
+from chalicelib.domain.model import Deployment, Head, State, iso, new_id, push_order
 from chalicelib.domain.tags import describe, may_deploy
 from chalicelib.errors import Conflict
 from chalicelib.service import freezes
@@ -34,7 +34,7 @@ def on_image_pushed(deps: Deps, event: object) -> list[str]:
 
 def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
     key = f"key#{svc.name}#{push.digest}"
-    seen = deps.ledger.seen(key)
+    seen, head = deps.ledger.seen_and_head(key, svc.name)  # one read: dedupe key and head
     if seen is not None:
         return _merge_tag(deps, seen, push.tag)
     if not may_deploy(push.tag, svc.deploy_tags):
@@ -42,7 +42,7 @@ def _for_service(deps: Deps, svc: ServiceConfig, push: ImagePushed) -> str:
     planned = _plan(deps, svc, push)
     if planned is None:
         return f"ignored: {push.digest} is no longer in {push.repository}"
-    stored, created, older = create_newest_wins(deps, planned, key)
+    stored, created, older = create_newest_wins(deps, planned, key, head)
     if not created:
         return _merge_tag(deps, (stored.id, stored.tags), push.tag)
     tell_superseded(deps, older)
@@ -59,18 +59,20 @@ def tell_superseded(deps: Deps, older: list[Deployment]) -> None:
         deps.tell(done, changes)
 
 
-def create_newest_wins(deps: Deps, planned: Deployment,
-                        key: str) -> tuple[Deployment, bool, list[Deployment]]:
+def create_newest_wins(deps: Deps, planned: Deployment, key: str,
+                       head: Head | None = None) -> tuple[Deployment, bool, list[Deployment]]:
     """Only the newest *pushed* image goes on (``push_order``: ECR's push time, then the version,
     then the digest; never arrival). Decided against the service's head item and written in ONE
     transaction conditional on it: the new deployment, and every older pending one it supersedes.
     An older build heard of last is created SUPERSEDED. Nothing can be left half-done: a failed
-    write changes nothing and the event is retried; a lost answer is recognised by the id."""
+    write changes nothing and the event is retried; a lost answer is recognised by the id.
+    ``head``: the head as the caller read it (the first decision uses it; a retry reads again)."""
     svc = deps.service(planned.service)
+    read = [head] if head is not None else []
 
     def step() -> tuple[Deployment, bool, list[Deployment]]:
         dep = copy.deepcopy(planned)
-        head = deps.ledger.head(dep.service)
+        head = read.pop() if read else deps.ledger.head(dep.service)
         dep.base = head.deployed  # the self-review's base commit, without asking the ledger again
         now = deps.clock()
         newest = head.newest

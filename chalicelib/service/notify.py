@@ -4,7 +4,7 @@ notifier adapters (Slack, GitHub) and the reconciler share.
     remember(deps, dep, update)  conditional save of ``dep.notifications``
     mark_pending / clear_pending / is_pending / needs_resync
     resync(deps, dep)            re-send what failed earlier for one deployment
-    resync_pending(deps)         the reconciler's entry point: resync every recent deployment that needs it
+    resync_pending(deps)         the reconciler's entry point: resync every deployment marked pending
 
 What notifiers keep in ``dep.notifications`` (each written with a conditional save, see ``remember``):
 ``slack`` {channel, ts, dms}, ``github`` {id, repository}, ``author`` ("github:<login>", for
@@ -25,7 +25,6 @@ from chalicelib.service.deps import Deps, updating
 from chalicelib.service.ports import NOT_SENT, NotificationError
 
 log = logging.getLogger("slipway.notify")
-RECENT = 50  # how many of the newest deployments the reconciler checks for pending notifications
 
 
 # -- ledger bookkeeping ---------------------------------------------------------------------------
@@ -176,14 +175,23 @@ def resync(deps: Deps, dep: Deployment) -> list[str]:
     return done
 
 
-def resync_pending(deps: Deps, recent: int = RECENT) -> dict[str, str]:
-    """Resync the newest deployments whose notifications failed (finished ones included)."""
+def resync_pending(deps: Deps, heads: dict | None = None,
+                   read: dict[str, Deployment] | None = None) -> dict[str, str]:
+    """Resync the deployments whose notifications failed (finished ones included): those the
+    configured services' head items mark (``n_<id>``, written with each deployment), from
+    ``heads`` and the deployments the reconciler already ``read`` when it passes them."""
     out: dict[str, str] = {}
     try:
-        candidates = [d for d in deps.ledger.list(limit=recent)
-                      if any(needs_resync(deps, d, c) for c in d.notifications.get("pending") or {})]
+        heads = heads or deps.ledger.heads([svc.name for svc in deps.config.services])
+        marked = {i for head in heads.values() for i in head.notify}
+        read = dict(read or {})
+        missing = marked - set(read)
+        if missing:
+            read.update({d.id: d for d in deps.ledger.get_many(missing)})
+        candidates = [read[i] for i in sorted(marked) if i in read and any(
+            needs_resync(deps, read[i], c) for c in read[i].notifications.get("pending") or {})]
     except Exception:
-        log.exception("could not list deployments to re-sync notifications")
+        log.exception("could not find the deployments to re-sync notifications of")
         return out
     for dep in candidates:
         try:

@@ -75,6 +75,10 @@ class Ledger(Protocol):
     def seen(self, pointer: str) -> tuple[str, list[str]] | None:
         """(deployment id, tags) a dedupe key or pointer leads to, in one read."""
 
+    def seen_and_head(self, pointer: str, service: str) -> tuple[tuple[str, list[str]] | None,
+                                                                   Head]:
+        """``seen(pointer)`` and ``head(service)``, in one read."""
+
     def head(self, service: str) -> Head: ...
 
     def heads(self, services: Iterable[str]) -> dict[str, Head]:
@@ -94,6 +98,9 @@ class Ledger(Protocol):
 
     def release_lock(self, service: str, dep_id: str) -> None:
         """Free ``service`` if ``dep_id`` still holds it (the reconciler's repair)."""
+
+    def rollback_done(self, service: str, dep_id: str) -> None:
+        """The automatic rollback owed after ``dep_id``'s bake exists, or is no longer wanted."""
 
     def prune_done(self, service: str, family: str) -> None:
         """The pruning owed for ``family`` has been done."""

@@ -19,12 +19,18 @@ log = logging.getLogger("slipway.reconcile")
 
 
 def reconcile(deps: Deps) -> dict[str, str]:
-    """Look at every unfinished deployment once; return what was done to which (for logs/tests)."""
+    """Look at every unfinished deployment once; return what was done to which (for logs/tests).
+    One read of every service's head item decides which deployments need a look at all (the head
+    keeps each unfinished one's state, since when, expiry and approval time): when nothing is
+    stale, expiring, outranked, baking or owed, that read is the whole run."""
     done: dict[str, str] = {}
     now = deps.clock()
     heads = deps.ledger.heads([svc.name for svc in deps.config.services])  # one read for all
-    unfinished = [d for d in deps.ledger.get_many(
-        [i for h in heads.values() for i in h.open]) if not d.state.terminal]
+    wanted = {i for name, h in heads.items() for i in h.open if _worth_a_look(deps, name, h, i, now)}
+    wanted |= {i for h in heads.values() for i in h.notify}  # notifications to re-sync
+    read = {d.id: d for d in deps.ledger.get_many(wanted)} if wanted else {}
+    open_ = {i for h in heads.values() for i in h.open}
+    unfinished = [d for i, d in sorted(read.items()) if i in open_ and not d.state.terminal]
     for dep in unfinished:
         try:
             outcome = _one(deps, dep, now, heads)
@@ -37,13 +43,14 @@ def reconcile(deps: Deps) -> dict[str, str]:
         if outcome:
             done[dep.id] = outcome
     done.update(_free_stale_locks(deps, heads))
-    _measure_locks(deps, heads, unfinished)
+    _measure_locks(deps, heads)
     try:
         done.update(promote.catch_up(deps))  # promotions a dead Lambda never proposed
     except (SlipwayError, AwsError) as exc:
         log.warning("promotion catch-up failed: %s", getattr(exc, "message", exc))
-    done.update(resync_pending(deps))  # Slack/GitHub notifications that failed earlier
-    done.update(verify.resume(deps))  # an automatic rollback a dead worker never created
+    done.update(resync_pending(deps, heads, {i: d for i, d in read.items()
+                                             if not done.get(i)}))  # Slack/GitHub, failed earlier
+    done.update(verify.resume(deps, heads))  # an automatic rollback a dead worker never created
     try:
         removed = prune.resume_all(deps, heads)
         if removed:
@@ -53,14 +60,31 @@ def reconcile(deps: Deps) -> dict[str, str]:
     return done
 
 
-def _measure_locks(deps: Deps, heads: dict, unfinished: list[Deployment]) -> None:
+def _worth_a_look(deps: Deps, service: str, head, dep_id: str, now: datetime) -> bool:
+    """Could ``_one`` do anything to this unfinished deployment? Decided from its head marks;
+    a deployment whose marks were written before the head kept them is always read."""
+    info = head.info.get(dep_id)
+    svc = deps.config.service(service)
+    if not info or svc is None:
+        return info is None and svc is not None
+    state = info.get("state")
+    if state == State.PENDING_APPROVAL.value:
+        newest = head.newest if info.get("kind") != "rollback" else None
+        return bool(newest and newest.get("id") != dep_id) or not svc.approval.required or \
+            bool(info.get("expires") and now >= parse_iso(info["expires"]))
+    if state == State.VERIFYING.value:
+        return True
+    since = info.get("since")
+    return not since or (now - parse_iso(since)).total_seconds() >= deps.settings.stale_seconds
+
+
+def _measure_locks(deps: Deps, heads: dict) -> None:
     """How long each held service has been held, since its holder's approval (the stack's
-    lock-held alarm reads this metric); from what this run already read."""
-    by_id = {d.id: d for d in unfinished}
+    lock-held alarm reads this metric); from the head items this run already read."""
     for name, head in heads.items():
-        holder = by_id.get(head.lock) if head.lock else None
-        if holder is not None and holder.approved_at():
-            held = (deps.clock() - parse_iso(holder.approved_at())).total_seconds()
+        approved = (head.info.get(head.lock) or {}).get("approved") if head.lock else None
+        if approved:
+            held = (deps.clock() - parse_iso(approved)).total_seconds()
             deps.gauge("LockHeldSeconds", name, held)
 
 

@@ -151,30 +151,39 @@ def _start_rollback(deps: Deps, dep: Deployment, target: Deployment, rollback_id
     except Conflict as exc:  # another deployment took the service in between: say so, loudly
         _note(deps, dep.id, f"the automatic rollback could not start: {exc.message}")
         return f"{dep.id} ROLLED_BACK; rollback refused: {exc.message}"
+    deps.ledger.rollback_done(dep.service, dep.id)  # no longer owed (see resume)
     return f"{dep.id} ROLLED_BACK; rollback {rb.id} started"
 
 
-def resume(deps: Deps) -> dict[str, str]:
+def resume(deps: Deps, heads: dict | None = None) -> dict[str, str]:
     """The reconciler's repair for a worker that died between ending a bake ROLLED_BACK and
     creating its rollback: create it now (same id, same dedupe key), unless the service moved
-    on meanwhile (a newer deployment, or the service busy). One ledger read per baking service."""
-    done = {}
-    for svc in deps.config.services:
-        if not svc.verify:
-            continue
-        recent = deps.ledger.list(service=svc.name, limit=5)
-        dep = next((d for d in recent if d.state is State.ROLLED_BACK and d.verify), None)
-        rollback_id = ((dep.verify if dep else None) or {}).get("rollback")
-        if not rollback_id or any(d.id == rollback_id for d in recent) or \
-                deps.ledger.get(rollback_id) is not None:
-            continue
-        if any(d.created_at > dep.created_at for d in recent) or deps.ledger.lock_holder(svc.name):
-            continue  # someone deployed since: rolling back now would undo their work
-        target, _ = _target(deps, dep)
-        alarm = dep.verify.get("alarm") or {}
-        if target is not None:
-            done[dep.id] = _start_rollback(deps, dep, target, rollback_id, alarm.get("name", "?"),
-                                           alarm.get("reason", ""))
+    on meanwhile (a newer deployment, or the service busy). The write that ended the bake marked
+    the rollback owed on the service's head item (``heads``, read once for all services), so a
+    service owed nothing costs no read."""
+    done: dict[str, str] = {}
+    baking = [svc for svc in deps.config.services if svc.verify]
+    if not baking:
+        return done
+    heads = heads or deps.ledger.heads([svc.name for svc in baking])
+    for svc in baking:
+        for dep_id in sorted(heads[svc.name].rollbacks):
+            dep = deps.ledger.get(dep_id)
+            rollback_id = ((dep.verify if dep else None) or {}).get("rollback")
+            if not rollback_id or deps.ledger.get(rollback_id) is not None:
+                deps.ledger.rollback_done(svc.name, dep_id)
+                continue
+            recent = deps.ledger.list(service=svc.name, limit=5)
+            if any(d.created_at > dep.created_at for d in recent):
+                deps.ledger.rollback_done(svc.name, dep_id)
+                continue  # someone deployed since: rolling back now would undo their work
+            if deps.ledger.lock_holder(svc.name):
+                continue  # busy now: asked again at the next run
+            target, _ = _target(deps, dep)
+            alarm = dep.verify.get("alarm") or {}
+            if target is not None:
+                done[dep.id] = _start_rollback(deps, dep, target, rollback_id,
+                                               alarm.get("name", "?"), alarm.get("reason", ""))
     return done
 
 

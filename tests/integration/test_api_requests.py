@@ -105,7 +105,8 @@ def test_a_link_works_once(stack, client):
 
 def test_an_exact_redelivery_is_recognised_from_the_ledger_alone(stack, client, calls):
     """The same event twice: the second is a duplicate of the first deployment, ECS and ECR are
-    not asked again, and it costs one ledger read (the dedupe key), nothing written."""
+    not asked again, and it costs one ledger read (the dedupe key, read with the service's head
+    item), nothing written."""
     digest = push_image(stack, SERVICE, ["abc123d"])
     event = push_events(SERVICE, digest, ["abc123d"])[0]
     first = deliver(client, "on_image_pushed", event)
@@ -120,7 +121,7 @@ def test_an_exact_redelivery_is_recognised_from_the_ledger_alone(stack, client, 
         db.meta.events.unregister("before-call.dynamodb.*", hook)
     dep_id = first["result"][0].split()[-1]
     assert first["result"][0].startswith("created") and second["result"] == [f"duplicate of {dep_id}"]
-    assert len(calls) == asked and dynamodb == ["GetItem"]
+    assert len(calls) == asked and dynamodb == ["BatchGetItem"]
 
 
 @pytest.mark.parametrize("body,message", [

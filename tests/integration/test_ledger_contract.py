@@ -229,6 +229,9 @@ def test_seen_gives_the_deployment_and_its_tags_in_one_read(ledger):
     dep.tags = ["1.0.0-abc123d", "abc123d"]
     ledger.save(dep, pointers=("key#web#sha256:1",))
     assert ledger.seen("key#web#sha256:1") == ("d-1", ["1.0.0-abc123d", "abc123d"])
+    seen, head = ledger.seen_and_head("key#web#sha256:1", "web")  # a push's first read
+    assert seen == ("d-1", ["1.0.0-abc123d", "abc123d"]) and head.open == {"d-1"}
+    assert ledger.seen_and_head("key#web#sha256:2", "api")[0] is None
 
 
 def test_heads_and_deployments_in_one_read_each(ledger):
