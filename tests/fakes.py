@@ -168,7 +168,11 @@ class QueueDispatcher:
         from chalicelib.service.pipeline import advance
 
         while self.queued:
-            advance(deps, self.queued.pop(0))
+            dep_id = self.queued.pop(0)
+            told = next((n for i, n in self.notify if i == dep_id), None)
+            if told is not None:
+                self.notify.remove((dep_id, told))
+            advance(deps, dep_id, told)
 
 
 class RecordingNotifier:

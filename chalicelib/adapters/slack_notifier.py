@@ -20,7 +20,7 @@ from chalicelib.domain.model import Deployment, State
 from chalicelib.domain.redact import scrub
 from chalicelib.service.deps import Deps
 from chalicelib.service.notify import (clear_pending, is_pending, mark_pending, needs_resync,
-                                       remember)
+                                       owe_check, remember)
 from chalicelib.service.ports import NotificationError
 
 CHANNEL = "slack"
@@ -128,7 +128,10 @@ class SlackNotifier:
         if VISIBLE & set(changes):
             text, blocks = self._render(dep, svc, first=False)
             client.update_message(*ref, text, blocks)
-            self._converge(None, _shown(dep), svc, ref)
+            shown = _shown(dep)
+            if shown[1] not in FINAL and not owe_check(
+                    dep, lambda fresh: self._converge(fresh, shown, svc, ref)):
+                self._converge(None, shown, svc, ref)
         note = self._thread_note(dep, changes)
         if note:
             client.post_thread(*ref, note)

@@ -1,6 +1,8 @@
 """One decision path for every channel: Slack buttons, signed links and the API all end here."""
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 
 from chalicelib.domain import approval, links
@@ -8,6 +10,8 @@ from chalicelib.domain.model import Deployment, State
 from chalicelib.errors import Conflict
 from chalicelib.service import freezes
 from chalicelib.service.deps import Deps, retrying
+
+log = logging.getLogger("slipway.decisions")
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
     """
     comment = (comment or "").strip()[:500]
 
-    def step() -> Outcome:
+    def step_with(deps: Deps) -> Outcome:
         dep = deps.load(dep_id)
         svc = deps.service(dep.service)
         if link_nonce and link_nonce in dep.used_tokens:
@@ -46,10 +50,37 @@ def decide(deps: Deps, dep_id: str, *, identity: str, via: str, decision: str,
             deps.commit(dep)
         return Outcome(dep, message)
 
-    outcome = retrying(step)
-    if outcome.deployment.state is State.APPROVED:
-        deps.kick(outcome.deployment.id)
+    told: list[str] = []
+    collecting = dataclasses.replace(deps, notifier=_Collect(told))
+    outcome = retrying(lambda: step_with(collecting))
+    dep = outcome.deployment
+    if told or dep.state is State.APPROVED:
+        hand_over(deps, dep, told)
     return outcome
+
+
+class _Collect:
+    """A notifier that only remembers what changed (the worker tells people: see hand_over)."""
+
+    def __init__(self, told: list[str]) -> None:
+        self.told = told
+
+    def changed(self, dep: Deployment, changes: list[str]) -> None:
+        self.told.extend(c for c in changes if c not in self.told)
+
+
+def hand_over(deps: Deps, dep: Deployment, changes: list[str]) -> None:
+    """One work message tells people about the decision and starts the work (the worker reads
+    the deployment once for both, and the write that claims the next step proves Slack shows the
+    truth: no read here after telling). The request answers without waiting for Slack or GitHub;
+    if the queue cannot take it, people are told from here and the reconciler starts the work."""
+    try:
+        deps.dispatcher.advance_later(dep.id, notify=changes or None)
+    except Exception:
+        log.exception("could not queue %s; telling from here, the reconciler will advance it",
+                      dep.id)
+        if changes:
+            deps.tell(dep, changes)
 
 
 def who_wrote(deps: Deps, dep: Deployment, svc) -> tuple[frozenset[str], str | None]:

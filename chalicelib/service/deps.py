@@ -61,12 +61,19 @@ class Deps:
         dep = self.ledger.get(dep_id) if isinstance(dep_id, str) and ID.fullmatch(dep_id) else None
         if dep is None:
             raise NotFound(f"no deployment {dep_id!r}", code="unknown_deployment")
+        from chalicelib.service.notify import answered
+
+        answered(dep)  # a check a notifier deferred (notify.checks_deferred) reads no more
         return dep
 
     def commit(self, dep: Deployment, pointers: tuple[str, ...] = (), *,
                prune: str | None = None) -> None:
         """Save, then tell people. Notification failures never undo or block the write."""
+        from chalicelib.service.notify import proven
+
+        expected = dep.lock_version
         self.ledger.save(dep, pointers, prune=prune)
+        proven(dep.id, expected)
         changes, dep.changes = dep.changes, []
         if changes:
             self.tell(dep, changes)

@@ -103,6 +103,62 @@ def _flush(deps: Deps, dep: Deployment, updates: list[Callable[[dict], bool]]) -
     updating(deps, deps.load(dep.id), step)
 
 
+_checks = threading.local()
+
+
+@contextmanager
+def checks_deferred(deps: Deps) -> Iterator[None]:
+    """Inside, a notifier's check after an update (Slack's "does the ledger still show what I
+    rendered?") waits for the next proof instead of reading at once: the block's next write of
+    that deployment succeeding on the rendered version proves nobody wrote in between (free); a
+    read of it inside answers the check with what was read; a check still owed at the end costs
+    one read then. For blocks that write again after telling (an ECS step claimed, called and
+    recorded): one read saved per telling."""
+    owed = _checks.__dict__.setdefault("owed", None)
+    if owed is not None:  # nested: the outer block settles
+        yield
+        return
+    _checks.owed = {}
+    try:
+        yield
+    finally:
+        left, _checks.owed = _checks.owed, None
+        for dep_id, (_, check) in left.items():
+            try:
+                check(deps.ledger.get(dep_id))
+            except Exception:  # a notifier's check must never break the pipeline
+                log.exception("post-update check of %s failed", dep_id)
+
+
+def owe_check(dep: Deployment, check: Callable[[Deployment | None], None]) -> bool:
+    """Defer ``check`` (run on the stored deployment) inside ``checks_deferred``; False outside
+    it (the caller checks at once)."""
+    owed = getattr(_checks, "owed", None)
+    if owed is None:
+        return False
+    owed[dep.id] = (dep.lock_version, check)
+    return True
+
+
+def proven(dep_id: str, expected: int) -> None:
+    """A write of ``dep_id`` conditional on version ``expected`` succeeded: a check owed on that
+    very version is answered (nobody wrote since it was rendered)."""
+    owed = getattr(_checks, "owed", None)
+    if owed and dep_id in owed and owed[dep_id][0] == expected:
+        del owed[dep_id]
+
+
+def answered(fresh: Deployment) -> None:
+    """``fresh`` was just read: run the check owed on it, if any, with it."""
+    owed = getattr(_checks, "owed", None)
+    if owed and fresh.id in owed:
+        _, check = owed.pop(fresh.id)
+        try:
+            check(fresh)
+        except Exception:
+            log.exception("post-update check of %s failed", fresh.id)
+
+
 def mark_pending(deps: Deps, dep: Deployment, channel: str, exc: BaseException) -> None:
     """Log a failed notification and record it for the reconciler; never raises."""
     message = getattr(exc, "message", None) or f"{type(exc).__name__}"

@@ -14,6 +14,7 @@ from chalicelib.domain.model import Deployment, State
 from chalicelib.domain.prune import owed as prune_owed
 from chalicelib.service import migration_logs, verify
 from chalicelib.service.deps import Deps, updating
+from chalicelib.service.notify import checks_deferred
 from chalicelib.service.steps import (RUNNING, STARTED_BY, advance, claim_into, fresh_claim,
                                       run_from)
 from chalicelib.service.events import (DeploymentChanged, TaskStopped, deployment_changed,
@@ -75,9 +76,10 @@ def _migration_stopped(deps: Deps, task: TaskStopped) -> str:
         deps.commit(dep, pointers=() if known else (f"task#{task.task_arn}",))
         return dep, f"{dep.id} {dep.state.value}"
 
-    dep, outcome = updating(deps, dep, step)
-    if follow[0] is not None and outcome.endswith(State.DEPLOYING.value):
-        run_from(deps, dep, follow[0])
+    with checks_deferred(deps):  # UpdateService's record answers the DEPLOYING telling
+        dep, outcome = updating(deps, dep, step)
+        if follow[0] is not None and outcome.endswith(State.DEPLOYING.value):
+            run_from(deps, dep, follow[0])
     return outcome
 
 
@@ -190,6 +192,4 @@ def work_message(deps: Deps, body: str) -> str:
     if parsed is None:
         raise BadEvent("work message has no deployment id")
     dep_id, notify = parsed
-    if notify:
-        deps.tell(deps.load(dep_id), notify)
-    return advance(deps, dep_id).state.value
+    return advance(deps, dep_id, notify).state.value

@@ -21,6 +21,7 @@ from typing import Callable
 from chalicelib.domain.model import Deployment, State, iso, parse_iso
 from chalicelib.service import verify
 from chalicelib.service.deps import Deps, updating
+from chalicelib.service.notify import checks_deferred
 from chalicelib.service.ports import AwsError
 
 log = logging.getLogger("slipway.pipeline")
@@ -74,9 +75,10 @@ def claim_into(deps: Deps, dep: Deployment) -> str | None:
     return step
 
 
-def advance(deps: Deps, dep_id: str) -> Deployment:
+def advance(deps: Deps, dep_id: str, notify: list[str] | None = None) -> Deployment:
     """Do the next ECS steps the deployment is waiting for, if any. Safe to call any number of
-    times, from any number of places at once: each ECS call is claimed first."""
+    times, from any number of places at once: each ECS call is claimed first. ``notify``: changes
+    a request handed over to tell people about first (from the same read)."""
     def claim(dep: Deployment) -> tuple[Deployment, str | None]:
         if dep.state is State.APPROVED:
             svc = deps.service(dep.service)
@@ -89,8 +91,12 @@ def advance(deps: Deps, dep_id: str) -> Deployment:
             deps.commit(dep)
         return dep, step
 
-    dep, step = updating(deps, deps.load(dep_id), claim)
-    return run_from(deps, dep, step)
+    with checks_deferred(deps):  # the write after each telling answers its check
+        dep = deps.load(dep_id)
+        if notify:
+            deps.tell(dep, list(notify))
+        dep, step = updating(deps, dep, claim)
+        return run_from(deps, dep, step)
 
 
 def run_from(deps: Deps, dep: Deployment, step: str | None) -> Deployment:

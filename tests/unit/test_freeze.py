@@ -231,6 +231,8 @@ def test_break_glass_approves_records_and_announces(frozen):
     outcome = decide(deps, dep, "slack:U0OCTOCAT1", "  checkout is broken in the EU  ")
     done = outcome.deployment
     assert done.state is State.APPROVED
+    assert (dep.id, ["APPROVED", "BREAK_GLASS"]) in deps.dispatcher.notify  # the worker tells
+    deps.dispatcher.drain(deps)
     assert done.approvals[-1]["break_glass"] == "checkout is broken in the EU"
     assert done.timeline[-1]["note"].startswith("BREAK GLASS by slack:U0OCTOCAT1 during freeze #1")
     told = [changes for dep_id, _, changes in deps.notifier.notifiers[0].seen if dep_id == dep.id]

@@ -60,6 +60,7 @@ def test_message_redacts_env_values_and_escapes_hostile_text(env, slack_server):
     dep = push(deps, tags=("abc123d", "<!channel>", "x<https://evil.example|click>"))
     decisions.decide(deps, dep.id, identity="slack:U0ALICE", via="link", decision="reject",
                      comment="<!here> no & never")
+    deps.dispatcher.drain(deps)  # the worker tells people about a decision
     everything = "".join(rendered(v) for m in slack_server.messages() for v in m["history"])
     assert SECRET_VALUE not in everything and NEW_SECRET_VALUE not in everything
     assert "API_KEY" in everything and "***" in everything
@@ -117,6 +118,7 @@ def test_reject_with_comment_ends_it_everywhere(env, slack_server, github_server
     dep = push(deps)
     decisions.decide(deps, dep.id, identity="slack:U0BOB", via="link", decision="reject",
                      comment="needs the hotfix first")
+    deps.dispatcher.drain(deps)  # the worker tells people about a decision
     assert deps.load(dep.id).state is State.REJECTED
     last = rendered(channel_message(slack_server))
     assert "Rejected by <@U0BOB>" in last and "needs the hotfix first" in last
