@@ -157,10 +157,12 @@ def _results(rounds: list[dict]) -> list[Result]:
                      ("libraries", "bare")):
             table[(key, a, b)] = values = _ratios(rounds, key, a, b)
             say(f"{label:<5} {a} / {b}: {_spread(values)}")
-    say(f"in the way of ≤ {BUDGET}× (CPU): the libraries alone (powertools, Chalice, slack_sdk "
-        f"imported, the same calls replayed) cost {_ms(cpu['libraries'] - cpu['bare'])} over "
-        f"bare; Slipway's own code (its modules, the Slack and GitHub requests) "
-        f"{_ms(cpu['slipway'] - cpu['libraries'])} more")
+    extra = {m: statistics.median(r[m]["cpu_s"] - r[base]["cpu_s"] for r in rounds)
+             for m, base in (("libraries", "bare"), ("slipway", "libraries"))}
+    say(f"in the way of ≤ {BUDGET}× (CPU, medians of each round's difference): the libraries "
+        f"alone (powertools, Chalice, slack_sdk imported, the same calls replayed) cost "
+        f"{_ms(extra['libraries'])} over bare; Slipway's own code (its modules, the push's own "
+        f"work, the Slack and GitHub requests) {_ms(extra['slipway'])} more")
     first = rounds[0]["slipway"]
     say(f"Slipway's handler answered {first['result']}; AWS calls replayed by bare: "
         f"{len(first['calls'])} ({', '.join(sorted({c[1] for c in first['calls']}))})")
