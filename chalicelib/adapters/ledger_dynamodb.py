@@ -27,6 +27,9 @@ from chalicelib.domain.model import Deployment, Head, State, marks, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
 
 ANY = object()  # create(..., expect_head=ANY): do not check the head's version
+#: Pointers that keep a copy of the deployment as the write that made them stored it: an ECS
+#: deployment's events find and change their deployment with one read (``snapshot``).
+SNAPSHOT = "ecsdep#"
 
 
 def _s(value: str) -> dict:
@@ -55,6 +58,8 @@ class DynamoLedger:
         item = {"pk": _s(pointer), "dep": _s(dep.id)}
         if dep.tags:
             item["tags"] = {"SS": sorted(dep.tags)}
+        if pointer.startswith(SNAPSHOT):  # the deployment as this write stores it (see snapshot)
+            item["body"] = _s(json.dumps(_bumped(dep).to_item(), sort_keys=True))
         put: dict = {"TableName": self._table, "Item": item}
         if condition:
             put["ConditionExpression"] = condition
@@ -230,6 +235,19 @@ class DynamoLedger:
     def find(self, pointer: str) -> Deployment | None:
         seen = self.seen(pointer)
         return self.get(seen[0]) if seen else None
+
+    def snapshot(self, pointer: str) -> Deployment | None:
+        """The deployment a pointer leads to, in one read: as the write that made the pointer
+        stored it when the pointer keeps a copy (``SNAPSHOT``; possibly outdated since: only a
+        write conditional on its version may follow), else read through the pointer."""
+        got = call(self._db.get_item, TableName=self._table, Key={"pk": _s(pointer)},
+                   ConsistentRead=True)
+        item = got.get("Item")
+        if not item:
+            return None
+        if "body" in item:
+            return Deployment.from_item(json.loads(item["body"]["S"]))
+        return self.get(item["dep"]["S"])
 
     def seen(self, pointer: str) -> tuple[str, list[str]] | None:
         """(deployment id, its tags when last written) of a dedupe key or pointer: one read."""

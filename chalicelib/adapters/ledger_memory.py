@@ -9,12 +9,14 @@ from chalicelib.domain.model import Deployment, Head, State, marks, order_fields
 from chalicelib.errors import Conflict, ConcurrentUpdate
 
 ANY = object()
+SNAPSHOT = "ecsdep#"  # as DynamoLedger.SNAPSHOT
 
 
 class MemoryLedger:
     def __init__(self) -> None:
         self._deps: dict[str, dict] = {}
         self._pointers: dict[str, tuple[str, list[str]]] = {}
+        self._snapshots: dict[str, dict] = {}
         self._heads: dict[str, Head] = {}
         self._jobs: dict[str, dict] = {}
         self._mutex = threading.RLock()
@@ -106,6 +108,8 @@ class MemoryLedger:
             self._deps[dep.id] = copy.deepcopy(dep.to_item())
             for pointer in pointers:
                 self._pointers[pointer] = (dep.id, sorted(dep.tags))
+                if pointer.startswith(SNAPSHOT):
+                    self._snapshots[pointer] = copy.deepcopy(dep.to_item())
             head = self._head(dep.service)
             if self._apply_head(dep, head) or prune:
                 head.version += 1
@@ -122,6 +126,14 @@ class MemoryLedger:
 
     def find(self, pointer: str) -> Deployment | None:
         with self._mutex:
+            seen = self._pointers.get(pointer)
+            return self._load(seen[0]) if seen else None
+
+    def snapshot(self, pointer: str) -> Deployment | None:
+        with self._mutex:
+            copy_ = self._snapshots.get(pointer)
+            if copy_ is not None:
+                return Deployment.from_item(copy.deepcopy(copy_))
             seen = self._pointers.get(pointer)
             return self._load(seen[0]) if seen else None
 

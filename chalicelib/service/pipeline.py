@@ -132,7 +132,9 @@ def rollout_changed(deps: Deps, change: DeploymentChanged, prune=None) -> str:
     rollout runs): it is acknowledged without a ledger call."""
     if change.event_name == "SERVICE_DEPLOYMENT_IN_PROGRESS":
         return f"ignored: {change.deployment_id} in progress (nothing to record)"
-    found = deps.ledger.find(f"ecsdep#{change.deployment_id}")
+    # One read: the pointer keeps the deployment as UpdateService's record wrote it; the write
+    # below is conditional on that version (a stale copy costs a failed write and a read).
+    found = deps.ledger.snapshot(f"ecsdep#{change.deployment_id}")
     if found is None or found.ecs_deployment_id != change.deployment_id:
         return f"ignored: {change.deployment_id} is not a Slipway rollout"
     name = change.event_name

@@ -72,6 +72,11 @@ class Ledger(Protocol):
 
     def find(self, pointer: str) -> Deployment | None: ...
 
+    def snapshot(self, pointer: str) -> Deployment | None:
+        """The deployment ``pointer`` leads to, in one read; it may be outdated (an ECS
+        deployment's pointer keeps the deployment as the write that made it stored it): only a
+        write conditional on its version may follow."""
+
     def seen(self, pointer: str) -> tuple[str, list[str]] | None:
         """(deployment id, tags) a dedupe key or pointer leads to, in one read."""
 

@@ -261,3 +261,25 @@ def test_the_head_keeps_the_last_success_for_the_next_self_review(ledger):
     two.transition(State.FAILED, "boom", a_time())
     ledger.save(two)
     assert ledger.head("web").deployed == {"id": "d-1", "commit": "abc123d"}
+
+
+def test_an_ecs_deployment_pointer_keeps_the_deployment_as_written(ledger):
+    """Its events find and change their deployment with one read: the pointer's copy is the
+    deployment as the write that made it stored it; a later write makes the copy stale, and a
+    write conditional on the stale copy's version is refused."""
+    ledger.create(make("d-1", state=State.DEPLOYING), "k1")
+    dep = ledger.get("d-1")
+    dep.ecs_deployment_id = "ecs-svc/1"
+    ledger.save(dep, pointers=("ecsdep#ecs-svc/1",))
+    copy = ledger.snapshot("ecsdep#ecs-svc/1")
+    assert copy == ledger.get("d-1") and copy.ecs_deployment_id == "ecs-svc/1"
+    later = ledger.get("d-1")
+    later.log("a note", a_time())
+    ledger.save(later)
+    stale = ledger.snapshot("ecsdep#ecs-svc/1")
+    stale.transition(State.SUCCEEDED, "done", a_time())
+    with pytest.raises(ConcurrentUpdate):
+        ledger.save(stale)
+    assert ledger.get("d-1").state is State.DEPLOYING
+    ledger.save(ledger.get("d-1"), pointers=("task#t-1",))
+    assert ledger.snapshot("task#t-1").id == "d-1" and ledger.snapshot("task#none") is None
