@@ -143,8 +143,10 @@ def test_row_6_a_refused_step_fails_with_a_reason_naming_it_everywhere(devstack,
     assert done["state"] == "FAILED", done["timeline"]
     reason = done["reason"] or ""
     assert code in reason and any(w in reason.lower() for w in kit.STEP_WORDS[operation]), reason
-    slack = json.dumps(devstack.get_json("/_devstack/slack/messages"))
-    assert code in slack
+    # Slack is told after the ledger write (by the worker, or the reconciler's resync).
+    reconcile = lambda: devstack.post_json("/_devstack/reconcile", {})  # noqa: E731
+    assert eventually(lambda: code in json.dumps(devstack.get_json("/_devstack/slack/messages")),
+                      nudge=reconcile), f"Slack was never told of {code}"
     assert devstack.get_json(f"/services/{SERVICE}")["busy_with"] is None
 
 
