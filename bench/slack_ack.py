@@ -67,6 +67,7 @@ def _pending_click(world, driver, n: int) -> dict:
 
     clear_tables(world)
     sha = f"{n + 0xa00:07x}"
+    world.github.set_commit_author("acme/better-chatbot", sha, "bench-author")  # self-review
     _, pushes = push_image(world.client("ecr"), slipway_side.SERVICE, [sha], "123456789012",
                            "us-east-1")
     driver.deliver(pushes)
