@@ -37,17 +37,21 @@ def _wait_for_url(log: Path, proc: subprocess.Popen, timeout: float) -> str:
     raise RuntimeError(f"the devstack did not start:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def devstack(tmp_path_factory):
-    # The terminal is captured in a file of this session's own (the tests read it, and another
-    # run in the same checkout must not truncate it), then kept in test-artifacts/.
+def serve_kept(tmp_path_factory, name: str):
+    """A devstack whose terminal is captured in a file of its own (the tests read it, and another
+    run in the same checkout must not truncate it), then kept as test-artifacts/<name>-e2e.log."""
     ARTIFACTS.mkdir(exist_ok=True)
-    log = tmp_path_factory.mktemp("devstack") / "terminal.log"
+    log = tmp_path_factory.mktemp(name) / "terminal.log"
     try:
         yield from _serve(log)
     finally:
         if log.exists():
-            shutil.copyfile(log, ARTIFACTS / "devstack-e2e.log")
+            shutil.copyfile(log, ARTIFACTS / f"{name}-e2e.log")
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory):
+    yield from serve_kept(tmp_path_factory, "devstack")
 
 
 @pytest.fixture(scope="session")

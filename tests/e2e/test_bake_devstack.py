@@ -7,7 +7,6 @@ running, so the next one starts from a free service.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 
@@ -23,15 +22,9 @@ ALARM_5XX, ALARM_LATENCY = "better-chatbot-api-5xx", "better-chatbot-api-latency
 def devstack(tmp_path_factory):
     """A devstack of this module's own: the quiet bake moves the app's clock, which only moves
     forward, and other tests compare the app's times with ECR's real push times."""
-    from tests.e2e.conftest import ARTIFACTS, _serve
+    from tests.e2e.conftest import serve_kept
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = tmp_path_factory.mktemp("bakestack") / "terminal.log"
-    try:
-        yield from _serve(log)
-    finally:
-        if log.exists():
-            shutil.copyfile(log, ARTIFACTS / "bakestack-e2e.log")
+    yield from serve_kept(tmp_path_factory, "bakestack")
 
 
 @pytest.fixture(autouse=True)
