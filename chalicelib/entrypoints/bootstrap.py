@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
-import time
 from pathlib import Path
 
 from chalicelib import config as config_mod
@@ -35,23 +33,27 @@ def config_path() -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
-SECRET_MAX_AGE_S = 300.0  # a rotated secret is in use within 5 minutes (docs/security.md)
-_secrets: dict[str, tuple[float, dict]] = {}  # secret id → (read at, value): one read per 5 min
+SECRET_MAX_AGE_S = 300  # a rotated secret is in use within 5 minutes (docs/security.md)
+
+
+@functools.lru_cache(maxsize=None)
+def _secrets_provider():
+    # Imported on the first secret read, not at `import app`: the package loads all five providers.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
 
 def load_secret(secret_id: str) -> dict:
-    """The Secrets Manager JSON, kept for 5 minutes; never logged. (One GetSecretValue, as
-    powertools' SecretsProvider would make, without importing its five providers at cold start.)"""
-    read_at, value = _secrets.get(secret_id, (float("-inf"), {}))
-    if time.monotonic() - read_at >= SECRET_MAX_AGE_S:
-        answer = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
-        try:
-            value = json.loads(answer.get("SecretString") or "")
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            raise ConfigError(f"secret {secret_id} is not a JSON object")
-        _secrets[secret_id] = (time.monotonic(), value)
+    """The Secrets Manager JSON (powertools keeps it for 5 minutes); never logged."""
+    from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+
+    try:
+        value = _secrets_provider().get(secret_id, transform="json", max_age=SECRET_MAX_AGE_S)
+    except TransformParameterError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"secret {secret_id} is not a JSON object")
     missing = {"link_signing_key", "slack_signing_secret"} - set(value)
     if missing:
         raise ConfigError(f"secret {secret_id} lacks {sorted(missing)}")
@@ -94,5 +96,5 @@ def deps() -> Deps:
 def reset() -> None:
     """Forget everything built (tests and the devstack change the environment)."""
     deps.cache_clear()
-    _secrets.clear()
+    _secrets_provider.cache_clear()  # its cache goes with it
     aws.reset()

@@ -32,3 +32,14 @@ def test_a_link_signing_key_under_32_bytes_is_refused_at_start_up(stack, client,
     res = client.http.get(f"/approvals/{dep['id']}?token={forged}")
     assert res.status_code >= 400 and "at least 32 bytes" in res.body.decode()
     assert not key or key not in res.body.decode()
+
+
+@pytest.mark.parametrize("value", ["not json", '["a", "list"]'])
+def test_a_secret_that_is_not_a_json_object_is_refused_clearly(stack, value):
+    """A secret stored as plain text or a JSON list is a clear configuration error, never a
+    traceback from deep inside the secret's parsing."""
+    stack.client("secretsmanager").put_secret_value(SecretId="slipway/test", SecretString=value)
+    bootstrap.reset()
+    with pytest.raises(ConfigError) as refused:
+        bootstrap.load_secret("slipway/test")
+    assert "is not a JSON object" in refused.value.message
